@@ -1,0 +1,3 @@
+from fervid.cli import main
+
+raise SystemExit(main())
