@@ -43,7 +43,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet10t"
+    backbone: str = "lcnet_050"
     """Any timm model name."""
     pretrained: bool = False
     """Load the backbone's ImageNet weights from the model hub (needs internet)."""
@@ -160,7 +160,16 @@ def _coerce(annotation: Any, value: Any, path: str) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "yes",
+            "1",
+            "on",
+            "false",
+            "no",
+            "0",
+            "off",
+        ):
             return value.lower() in ("true", "yes", "1", "on")
         raise ConfigError(f"{path}: expected true or false, got {value!r}")
     if annotation is int:

@@ -75,7 +75,9 @@ class FrameTable:
             return []
         starts = np.flatnonzero(np.diff(self.video, prepend=self.video[0] - 1))
         ends = np.append(starts[1:], len(self))
-        return [(int(self.video[s]), slice(int(s), int(e))) for s, e in zip(starts, ends, strict=True)]
+        return [
+            (int(self.video[s]), slice(int(s), int(e))) for s, e in zip(starts, ends, strict=True)
+        ]
 
     def class_counts(self, num_classes: int = 8) -> np.ndarray:
         labels = self.label[self.label >= 0]
@@ -85,7 +87,12 @@ class FrameTable:
     def concat(tables: list[FrameTable]) -> FrameTable:
         videos: list[str] = []
         patterns: list[str] = []
-        columns: dict[str, list[np.ndarray]] = {"video": [], "frame": [], "label": [], "has_image": []}
+        columns: dict[str, list[np.ndarray]] = {
+            "video": [],
+            "frame": [],
+            "label": [],
+            "has_image": [],
+        }
         for table in tables:
             columns["video"].append(table.video + len(videos))
             columns["frame"].append(table.frame)
@@ -96,7 +103,10 @@ class FrameTable:
         return FrameTable(
             videos=videos,
             patterns=patterns,
-            **{name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in columns.items()},
+            **{
+                name: np.concatenate(parts) if parts else np.zeros(0)
+                for name, parts in columns.items()
+            },
         )
 
     def save(self, path: str | Path) -> None:

@@ -1,0 +1,97 @@
+"""The Python API; the ``fervid`` command is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from fervid.config import Config, load_config
+from fervid.errors import DataError
+
+log = logging.getLogger("fervid")
+
+
+def synth(out: str | Path, config: Config | None = None, progress: bool = True) -> dict:
+    """Write the synthetic Aff-Wild2-layout dataset to ``out`` (skipped if already there)."""
+    from fervid.data.synth import generate
+
+    config = config or Config()
+    return generate(out, config.synth, progress=progress)
+
+
+def check(root: str | Path, annotations: str | Path | None = None) -> str:
+    """A text report on an Aff-Wild2-layout dataset: counts per class and split, problems."""
+    from fervid.data.check import check_dataset
+
+    return check_dataset(root, annotations).format()
+
+
+def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Stage 1 training of the frame model; returns the validation metrics."""
+    from fervid.train.stage1 import train_stage1
+
+    return train_stage1(config, run_dir, resume=resume, progress=progress)
+
+
+def model_file(run_or_model: str | Path) -> Path:
+    path = Path(run_or_model)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.with_suffix(".safetensors").is_file():
+        raise DataError(path, "no model file here (expected a run folder or a .safetensors file)")
+    return path
+
+
+def evaluate(
+    model: str | Path,
+    config: Config,
+    split: str = "validation",
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a trained frame model on an annotated split of ``config.data``; writes metrics,
+    per-class F1, confusion matrix and per-frame predictions under ``out``."""
+    from fervid.data.sources import labelled_split
+    from fervid.evaluate import prediction_table, write_evaluation
+    from fervid.infer import frame_probabilities
+    from fervid.models.frame import load_frame_model
+    from fervid.train.common import pick_device
+
+    path = model_file(model)
+    frame_model = load_frame_model(path)
+    device = pick_device(config.train.device)
+    frame_model.to(device)
+    table = labelled_split(config.data, split)
+    probs, known = frame_probabilities(
+        frame_model, table, device, config.eval.batch_size, config.data.workers, progress=progress
+    )
+    out = Path(out) if out else path.parent / "eval" / split
+    return write_evaluation(out, prediction_table(table, probs, known))
+
+
+def demo(
+    out: str | Path = "fervid-demo", overrides: list[str] | None = None, progress: bool = True
+) -> dict:
+    """Generate the synthetic dataset if absent, train the default recipe, evaluate."""
+    out = Path(out)
+    config = load_config("demo", [f"data.root={out / 'data'}", *(overrides or [])])
+    started = time.perf_counter()
+    summary = synth(config.data.root, config, progress=progress)
+    generated = time.perf_counter()
+    run_dir = out / "run"
+    metrics = train(
+        config, run_dir, resume=(run_dir / "checkpoints" / "last.pt").exists(), progress=progress
+    )
+    finished = time.perf_counter()
+    return {
+        "data": str(config.data.root),
+        "run": str(run_dir),
+        "synth_summary": summary,
+        "metrics": metrics,
+        "seconds": {
+            "synth": generated - started,
+            "train": finished - generated,
+            "total": finished - started,
+        },
+    }

@@ -1,0 +1,16 @@
+"""The labelled splits a config names: Aff-Wild2 plus any extra class-folder sources."""
+
+from __future__ import annotations
+
+from fervid.config import DataConfig
+from fervid.data.affwild2 import read_split
+from fervid.data.folders import read_labelled_sources
+from fervid.data.table import FrameTable
+
+
+def labelled_split(data: DataConfig, split: str) -> FrameTable:
+    """Annotated frames of ``split``; the training split also gets ``data.extra_labelled``."""
+    table = read_split(data.root, split, annotations=data.annotations)
+    if split == "train" and data.extra_labelled:
+        table = FrameTable.concat([table, read_labelled_sources(data.extra_labelled)])
+    return table

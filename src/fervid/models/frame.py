@@ -1,0 +1,110 @@
+"""The frame encoder: any timm backbone plus an 8-class head."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from fervid.config import ModelConfig
+from fervid.errors import ConfigError, DataError
+from fervid.labels import NUM_CLASSES
+
+log = logging.getLogger("fervid")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FrameModel(nn.Module):
+    """Backbone -> pooled feature vector -> dropout -> linear head over the ABAW classes.
+
+    ``features`` gives the per-frame vector that stage 2 stores; ``forward`` gives logits.
+    Input: float images normalised with ``mean``/``std`` (buffers, so they travel with the
+    weights), shape (B, 3, input_size, input_size).
+    """
+
+    def __init__(self, config: ModelConfig, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        try:
+            self.backbone = timm.create_model(
+                config.backbone, pretrained=config.pretrained, num_classes=0
+            )
+        except RuntimeError as error:  # timm: "Unknown model (...)"
+            raise ConfigError(f"model.backbone: {error}") from None
+        self.input_size = config.input_size
+        self.num_features = self.backbone.num_features
+        self.head_drop = nn.Dropout(config.drop_rate)
+        self.head = nn.Linear(self.num_features, num_classes)
+        cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
+        self.register_buffer("mean", torch.tensor(cfg.get("mean", IMAGENET_MEAN)).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(cfg.get("std", IMAGENET_STD)).view(1, 3, 1, 1))
+        if config.weights:
+            load_backbone_weights(self.backbone, config.weights)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0,1] float images -> normalised float input."""
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255)
+        return (images - self.mean) / self.std
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.head_drop(self.features(images)))
+
+
+def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or a torch file (loaded with weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any parse failure is a bad file
+        raise DataError(path, f"cannot read weights ({error})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise DataError(path, "not a state dict")
+    return state
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
+    """Load local backbone weights; classifier keys and a ``backbone.`` prefix are tolerated."""
+    state = load_state_file(path)
+    state = {k.removeprefix("backbone."): v for k, v in state.items()}
+    own = backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise DataError(path, "no tensor in this file matches the backbone's parameters")
+    missing = [k for k in own if k not in usable]
+    backbone.load_state_dict(usable, strict=False)
+    log.info("loaded %d tensors from %s (%d left at init)", len(usable), path, len(missing))
+
+
+def load_frame_model(path: str | Path) -> FrameModel:
+    """A frame model from a model file written by training (``model.safetensors`` + ``.json``)."""
+    from fervid.checkpoint import load_weights
+    from fervid.config import ModelConfig, from_dict
+
+    state, meta = load_weights(path)
+    if meta.get("kind") != "frame":
+        raise DataError(
+            Path(path).with_suffix(".json"), f"not a frame model (kind {meta.get('kind')!r})"
+        )
+    model_config = from_dict(ModelConfig, meta["config"]["model"], "model")
+    model_config.pretrained, model_config.weights = False, None
+    model = FrameModel(model_config)
+    model.load_state_dict(state)
+    model.eval()
+    return model

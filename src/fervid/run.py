@@ -1,0 +1,77 @@
+"""A run directory: resolved config, provenance, metrics log, checkpoints, outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fervid import __version__
+from fervid.config import save_config
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree fervid runs from, when it is a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.pt"
+
+    @property
+    def metrics_log(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def start(self, config: Any, kind: str, is_main: bool = True) -> None:
+        """Record the resolved config and provenance (version, commit, command, time)."""
+        if not is_main:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        save_config(config, self.path / "config.yaml")
+        info = {
+            "kind": kind,
+            "fervid_version": __version__,
+            "git_commit": git_commit(),
+            "command": sys.argv,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        with open(self.path / "run.json", "a") as handle:  # one line per (re)start
+            handle.write(json.dumps(info) + "\n")
+
+    def log(self, record: dict[str, Any], is_main: bool = True) -> None:
+        if not is_main:
+            return
+        with open(self.metrics_log, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def log_lines(self) -> int:
+        if not self.metrics_log.exists():
+            return 0
+        with open(self.metrics_log) as handle:
+            return sum(1 for _ in handle)
+
+    def truncate_log(self, keep: int) -> None:
+        """Drop log lines written after the checkpoint being resumed (a killed epoch)."""
+        if not self.metrics_log.exists():
+            return
+        lines = self.metrics_log.read_text().splitlines()
+        self.metrics_log.write_text("".join(line + "\n" for line in lines[:keep]))

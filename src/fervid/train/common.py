@@ -1,0 +1,112 @@
+"""Pieces every training loop shares: device, precision, optimizer, schedule, batches."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from fervid.config import OptimConfig
+from fervid.data.frames import DecodedFrames, FrameBatch, FrameDataset, collate_frames
+from fervid.data.samplers import ClassBalancedSampler
+from fervid.errors import ConfigError
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device: unknown device {name!r}") from None
+
+
+def autocast(precision: str, device: torch.device):
+    """bf16 autocast when asked for (``auto``: on CUDA devices that support it)."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"train.precision must be auto, bf16 or fp32, not {precision!r}")
+    use_bf16 = precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD; no weight decay on biases and normalisation parameters."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if config.name == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    if config.name == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    raise ConfigError(f"optim.name must be adamw or sgd, not {config.name!r}")
+
+
+def cosine_lr(step: int, total_steps: int, warmup_steps: int, config: OptimConfig) -> float:
+    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio``."""
+    if step < warmup_steps:
+        return config.lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+class LabelledBatches:
+    """Batches of labelled frames in the order a sampler draws them, from decoded frames held
+    in memory (a gather per batch) or streamed from disk by DataLoader workers."""
+
+    def __init__(
+        self,
+        source: DecodedFrames | FrameDataset,
+        sampler: ClassBalancedSampler,
+        batch_size: int,
+        workers: int = 2,
+        pin_memory: bool = False,
+    ):
+        self.source = source
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.loader = None
+        if isinstance(source, FrameDataset):
+            self.loader = DataLoader(
+                source,
+                batch_size=batch_size,
+                sampler=sampler,
+                num_workers=workers,
+                collate_fn=collate_frames,
+                pin_memory=pin_memory,
+                persistent_workers=workers > 0,
+                prefetch_factor=4 if workers > 0 else None,
+                drop_last=True,
+            )
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        if self.loader is not None:
+            yield from self.loader
+            return
+        indices = torch.from_numpy(
+            self.sampler.global_indices()[self.sampler.rank :: self.sampler.world_size]
+        )
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            chosen = indices[start : start + self.batch_size]
+            yield FrameBatch(
+                self.source.images[chosen], self.source.labels[chosen], self.source.rows[chosen], []
+            )

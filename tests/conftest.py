@@ -1,0 +1,55 @@
+"""Shared fixtures: small Aff-Wild2-layout trees written on the fly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fervid.labels import ABAW_HEADER
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_colour_coded_affwild2(
+    root: Path, videos_per_split: int = 3, frames: int = 40, seed: int = 0
+) -> Path:
+    """A fake Aff-Wild2 tree whose 32x32 crops are tinted by class (trivially learnable), for
+    testing the training machinery, not the method. Every 7th frame has no image."""
+    rng = np.random.default_rng(seed)
+    tints = rng.integers(0, 255, (8, 3))
+    for split, folder in (("train", "Train_Set"), ("validation", "Validation_Set")):
+        labels_dir = root / "EXPR_Recognition_Challenge" / folder
+        labels_dir.mkdir(parents=True, exist_ok=True)
+        for v in range(videos_per_split):
+            name = f"{split}_{v:02d}"
+            labels = rng.integers(0, 8, frames)
+            labels[:3] = -1
+            (labels_dir / f"{name}.txt").write_text(
+                ABAW_HEADER + "\n" + "\n".join(map(str, labels)) + "\n"
+            )
+            crop_dir = root / "cropped_aligned" / name
+            crop_dir.mkdir(parents=True, exist_ok=True)
+            for frame in range(1, frames + 1):
+                if frame % 7 == 0:
+                    continue
+                label = max(int(labels[frame - 1]), 0)
+                pixels = np.clip(tints[label] + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(
+                    np.uint8
+                )
+                Image.fromarray(pixels).save(crop_dir / f"{frame:05d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="session")
+def colour_coded_dataset(tmp_path_factory) -> Path:
+    return write_colour_coded_affwild2(tmp_path_factory.mktemp("colour_coded"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present in this checkout")
+    return SHARED_DATA

@@ -1,0 +1,118 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from fervid import schema
+from fervid.data.table import FrameTable
+from fervid.evaluate import (
+    SUBMISSION_HEADER,
+    confusion_matrix,
+    f1_scores,
+    fill_from_neighbours,
+    macro_f1,
+    prediction_table,
+    write_evaluation,
+    write_submission,
+)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_macro_f1_equals_sklearn_on_random_data(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 8, 500)
+    y_pred = rng.integers(0, 8, 500)
+    assert macro_f1(y_true, y_pred) == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+
+
+def test_macro_f1_with_classes_absent_from_predictions_or_truth():
+    rng = np.random.default_rng(7)
+    y_true = rng.integers(0, 8, 300)
+    y_pred = rng.choice([0, 4, 7], 300)  # five classes never predicted
+    expected = f1_score(y_true, y_pred, average="macro", zero_division=0)
+    assert macro_f1(y_true, y_pred) == pytest.approx(expected)
+    y_true = rng.choice([0, 1, 2], 300)  # classes only in predictions
+    y_pred = rng.integers(0, 8, 300)
+    assert macro_f1(y_true, y_pred) == pytest.approx(
+        f1_score(y_true, y_pred, average="macro", zero_division=0)
+    )
+
+
+def test_per_class_f1_by_hand():
+    confusion = confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), num_classes=3)
+    macro, per_class = f1_scores(confusion)
+    assert per_class[0] == pytest.approx(2 / 3)  # P=1, R=0.5
+    assert per_class[1] == pytest.approx(0.8)  # P=2/3, R=1
+    assert np.isnan(per_class[2])
+    assert macro == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_missing_frames_are_interpolated_between_neighbours():
+    frames = np.array([1, 2, 3, 4, 6])
+    probs = np.array([[1, 0], [0, 0], [0, 0], [0, 1], [0, 0]], dtype=np.float32)
+    known = np.array([True, False, False, True, False])
+    filled = fill_from_neighbours(frames, probs, known)
+    np.testing.assert_allclose(filled[1], [2 / 3, 1 / 3])
+    np.testing.assert_allclose(filled[2], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(filled[4], [0, 1])  # after the last known frame: nearest
+    none_known = fill_from_neighbours(frames, probs, np.zeros(5, bool))
+    np.testing.assert_allclose(none_known, 0.5)
+
+
+def small_table():
+    return FrameTable(
+        videos=["a", "b"],
+        patterns=["/a/{:05d}.jpg", "/b/{:05d}.jpg"],
+        video=[0, 0, 0, 1, 1],
+        frame=[1, 2, 3, 1, 2],
+        label=[4, 4, 0, 5, 5],
+        has_image=[True, False, True, True, True],
+    )
+
+
+def test_prediction_table_fills_frames_within_their_own_video():
+    table = small_table()
+    probs = np.zeros((5, 8), np.float32)
+    probs[0, 4] = probs[2, 0] = probs[3, 5] = probs[4, 5] = 1
+    known = table.has_image.copy()
+    frame = prediction_table(table, probs, known)
+    assert list(frame[schema.VIDEO]) == ["a", "a", "a", "b", "b"]
+    assert frame[schema.FILLED].tolist() == [False, True, False, False, False]
+    assert frame.loc[1, "Happiness"] == pytest.approx(0.5) and frame.loc[
+        1, "Neutral"
+    ] == pytest.approx(0.5)
+    assert frame[schema.PRED].tolist()[2:] == [0, 5, 5]
+
+
+def test_write_evaluation_outputs_open_in_pandas(tmp_path):
+    table = small_table()
+    probs = np.eye(8, dtype=np.float32)[[4, 4, 0, 5, 1]]
+    metrics = write_evaluation(tmp_path, prediction_table(table, probs, np.ones(5, bool)))
+    for name in [
+        "metrics.json",
+        "per_class.csv",
+        "confusion.csv",
+        "confusion.png",
+        "predictions.parquet",
+        "predictions.csv",
+    ]:
+        assert (tmp_path / name).stat().st_size > 0
+    back = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert list(back[schema.PRED]) == [4, 4, 0, 5, 1]
+    confusion = pd.read_csv(tmp_path / "confusion.csv", index_col=0)
+    assert confusion.loc["Sadness", "Anger"] == 1
+    assert metrics["macro_f1"] == pytest.approx(
+        f1_score([4, 4, 0, 5, 5], [4, 4, 0, 5, 1], average="macro")
+    )
+
+
+def test_submission_format(tmp_path):
+    path = tmp_path / "sub.txt"
+    write_submission(path, ["v1", "v1", "v2_left"], [1, 2, 10], [0, 7, 4])
+    lines = path.read_text().splitlines()
+    assert lines[0] == "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+    assert lines[0] == SUBMISSION_HEADER
+    assert lines[1:] == ["v1/00001.jpg,0", "v1/00002.jpg,7", "v2_left/00010.jpg,4"]
+    with pytest.raises(ValueError, match="not a class"):
+        write_submission(path, ["v"], [1], [8])
+    assert path.read_text().splitlines()[1] == "v1/00001.jpg,0"  # failed write left the file intact
