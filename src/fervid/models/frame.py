@@ -7,6 +7,7 @@ from pathlib import Path
 
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fervid.config import ModelConfig
@@ -36,7 +37,7 @@ class FrameModel(nn.Module):
         except RuntimeError as error:  # timm: "Unknown model (...)"
             raise ConfigError(f"model.backbone: {error}") from None
         self.input_size = config.input_size
-        self.num_features = self.backbone.num_features
+        self.num_features = feature_dim(self.backbone, config.input_size)
         self.head_drop = nn.Dropout(config.drop_rate)
         self.head = nn.Linear(self.num_features, num_classes)
         cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
@@ -51,11 +52,35 @@ class FrameModel(nn.Module):
             images = images.float().div_(255)
         return (images - self.mean) / self.std
 
+    def prepare(self, crops: torch.Tensor) -> torch.Tensor:
+        """Aligned uint8 crops (B,3,H,W) of any size -> normalised input at ``input_size``."""
+        images = crops.float().div_(255) if crops.dtype == torch.uint8 else crops
+        if images.shape[-1] != self.input_size or images.shape[-2] != self.input_size:
+            size = (self.input_size, self.input_size)
+            images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return self.normalize(images)
+
+    @torch.no_grad()
+    def probabilities(self, crops: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (B, 8) for aligned uint8 crops (B,3,H,W)."""
+        return self(self.prepare(crops)).float().softmax(dim=1)
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.head_drop(self.features(images)))
+
+
+def feature_dim(backbone: nn.Module, input_size: int) -> int:
+    """Width of the pooled output (some timm models add a head projection after
+    ``num_features``, so ask the network itself)."""
+    was_training = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        width = backbone(torch.zeros(1, 3, input_size, input_size)).shape[1]
+    backbone.train(was_training)
+    return int(width)
 
 
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
