@@ -86,9 +86,99 @@ class TrainConfig:
 
 
 @dataclass
+class SSLConfig:
+    enabled: bool = False
+    """Semi-supervised stage 1: add pseudo-labelled unlabelled faces to every step."""
+    unlabelled: list[str] = field(default_factory=list)
+    """Unlabelled sources: image folders (recursive), frame folders, Aff-Wild2-layout pools
+    (a folder with cropped_aligned/), video files (frames sampled with PyAV)."""
+    dataset_pool: bool = True
+    """Also use ``<data.root>/unlabelled`` when it exists (the synthetic dataset's pool)."""
+    mu: int = 2
+    """Unlabelled batch = mu x labelled batch."""
+    lambda_u: float = 1.0
+    """Weight of the unlabelled loss."""
+    teacher: str = "ema"
+    """Who pseudo-labels the weak view: ema (an EMA copy of the model) or model (itself)."""
+    teacher_momentum: float = 0.999
+    threshold: str = "flex"
+    """fixed (FixMatch), flex (FlexMatch / DTM, dynamic per class) or free (FreeMatch)."""
+    tau: float = 0.95
+    """Confidence threshold (fixed), or the upper threshold the flex policy scales."""
+    flex_warmup: bool = True
+    """FlexMatch's warm-up form: beta(c) = sigma(c) / max(max sigma, unused samples)."""
+    free_momentum: float = 0.999
+    debias_lambda: float = 0.0
+    """DebiasPL strength lambda (0 = off; the paper's debiased feedback uses ~0.4-1.0)."""
+    debias_momentum: float = 0.999
+    """EMA momentum of p_hat, the running mean of the weak-view softmax."""
+    strong_ops: int = 2
+    """RandAugment operations per strong view (random magnitude each)."""
+    cutout: float = 0.5
+    """Largest Cutout square, as a fraction of the image side."""
+    log_every: int = 25
+    """Write mask rate, pseudo-label histogram, thresholds and p_hat every N steps."""
+
+
+@dataclass
 class EvalConfig:
     batch_size: int = 256
     split: str = "validation"
+
+
+@dataclass
+class TemporalConfig:
+    """Stage 2: the Temporal Encoder over stored per-frame features (docs/temporal.md)."""
+
+    train_store: str | None = None
+    """Feature store of the training split (``fervid features --split train --out STORE``)."""
+    val_store: str | None = None
+    """Feature store of the validation split (``eval.split``)."""
+    frame_model: str | None = None
+    """Frame model file or stage-1 run folder the stores must have been made by (checked by
+    sha256); unset = the encoder of ``train_store``, which ``val_store`` must share."""
+    window: int = 64
+    """T: consecutive frames per window."""
+    stride: int = 0
+    """Step between training windows; 0 = window // 2."""
+    eval_stride: int = 0
+    """Step between inference windows; 0 = window // 2. Overlaps are averaged per frame."""
+    width: int = 128
+    """Transformer width (d_model); frame features are projected to it."""
+    layers: int = 2
+    heads: int = 4
+    ffn_width: int = 256
+    dropout: float = 0.1
+    input_dropout: float = 0.1
+    """Dropout after the input projection."""
+    positional: str = "sinusoidal"
+    """Positional encoding: sinusoidal or learned."""
+    norm_first: bool = True
+    missing: str = "context"
+    """Frames with no face: context (masked out of attention, predicted from the faces around
+    them) or neighbours (interpolated between the nearest frames with a face)."""
+    train_missing: bool = True
+    """Include annotated frames with no face in the loss (predicted from context)."""
+    sampling: str = "balanced"
+    """Training windows: balanced (drawn with probability proportional to the mean inverse
+    class frequency of their annotated frames) or uniform."""
+    class_weights: bool = False
+    """Weight the loss by inverse class frequency (normalised to mean 1)."""
+    feature_noise: float = 0.0
+    """Std of Gaussian noise added to the features, in units of each dimension's std."""
+    feature_dropout: float = 0.0
+    """Probability of hiding a frame's features (treated as a frame with no face)."""
+    epochs: int = 10
+    batch_size: int = 32
+    """Windows per step."""
+    steps_per_epoch: int = 0
+    """0 = training windows // batch_size."""
+    smoothing_windows: list[int] = field(default_factory=lambda: [1, 5, 11, 21, 41, 61, 101])
+    """Moving-average baseline: window lengths tried on the validation split."""
+    lr: float = 5e-4
+    """AdamW peak learning rate (linear warm-up, then cosine decay to 1% of it)."""
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
 
 
 @dataclass
@@ -97,7 +187,9 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ssl: SSLConfig = field(default_factory=SSLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
 
 

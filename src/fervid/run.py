@@ -57,21 +57,23 @@ class RunDir:
         with open(self.path / "run.json", "a") as handle:  # one line per (re)start
             handle.write(json.dumps(info) + "\n")
 
-    def log(self, record: dict[str, Any], is_main: bool = True) -> None:
+    def log(self, record: dict[str, Any], name: str = "metrics", is_main: bool = True) -> None:
+        """Append one JSON line to ``<name>.jsonl`` (metrics: per epoch; steps: per N steps)."""
         if not is_main:
             return
-        with open(self.metrics_log, "a") as handle:
+        with open(self.path / f"{name}.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
-    def log_lines(self) -> int:
-        if not self.metrics_log.exists():
-            return 0
-        with open(self.metrics_log) as handle:
-            return sum(1 for _ in handle)
+    def log_lines(self) -> dict[str, int]:
+        """Lines in each log, saved with a checkpoint so a resume can drop later ones."""
+        counts = {}
+        for path in self.path.glob("*.jsonl"):
+            with open(path) as handle:
+                counts[path.stem] = sum(1 for _ in handle)
+        return counts
 
-    def truncate_log(self, keep: int) -> None:
+    def truncate_logs(self, keep: dict[str, int]) -> None:
         """Drop log lines written after the checkpoint being resumed (a killed epoch)."""
-        if not self.metrics_log.exists():
-            return
-        lines = self.metrics_log.read_text().splitlines()
-        self.metrics_log.write_text("".join(line + "\n" for line in lines[:keep]))
+        for path in self.path.glob("*.jsonl"):
+            lines = path.read_text().splitlines()[: keep.get(path.stem, 0)]
+            path.write_text("".join(line + "\n" for line in lines))

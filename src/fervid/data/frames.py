@@ -119,3 +119,59 @@ def decode_all(
 
 def fits_in_memory(table: FrameTable, size: int, limit_gb: float) -> bool:
     return int(table.has_image.sum()) * 3 * size * size <= limit_gb * 2**30
+
+
+class UnlabelledViews(Dataset):
+    """Unlabelled frames for stage 1. Item ``(index, seed)`` -> (image, strong view, true label
+    or -1, index): the image is read once; the strong view (RandAugment + Cutout) is made here
+    in the worker with the item's own seed, the weak view later on the whole batch."""
+
+    def __init__(self, source: FrameTable | DecodedFrames, size: int, strong):
+        self.source = source
+        self.size = size
+        self.strong = strong
+        if isinstance(source, FrameTable):
+            self.rows = np.flatnonzero(source.has_image)
+            self.truth = source.label[self.rows].astype(np.int64)
+        else:
+            self.rows = source.rows.numpy()
+            self.truth = source.labels.numpy()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: tuple[int, int]):
+        index, seed = item
+        if isinstance(self.source, DecodedFrames):
+            image = self.source.images[index]
+        else:
+            try:
+                image = torch.from_numpy(
+                    load_crop(self.source.image_path(int(self.rows[index])), self.size)
+                )
+            except DataError as error:
+                return ("corrupt", str(error))
+        strong = self.strong(image, torch.Generator().manual_seed(seed))
+        return image, strong, int(self.truth[index]), index
+
+
+@dataclass
+class UnlabelledBatch:
+    images: torch.Tensor  # uint8 (B,3,S,S), to be weakly augmented
+    strong: torch.Tensor  # uint8 (B,3,S,S), strongly augmented
+    truth: torch.Tensor  # int64 (B,), -1 where unknown
+    indices: torch.Tensor  # int64 (B,), positions in the pool
+    corrupt: list[str]
+
+
+def collate_unlabelled(items) -> UnlabelledBatch:
+    good = [item for item in items if item[0] != "corrupt"]
+    corrupt = [item[1] for item in items if item[0] == "corrupt"]
+    images, strong, truth, indices = zip(*good, strict=True)
+    return UnlabelledBatch(
+        torch.stack(images),
+        torch.stack(strong),
+        torch.tensor(truth),
+        torch.tensor(indices),
+        corrupt,
+    )

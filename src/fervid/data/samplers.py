@@ -62,3 +62,40 @@ class ClassBalancedSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class UnlabelledSampler(Sampler[tuple[int, int]]):
+    """Draws ``num_samples`` unlabelled items per epoch from shuffled passes over the pool,
+    each with its own augmentation seed, so the strong views are reproducible whatever the
+    number of workers. Sharded like :class:`ClassBalancedSampler`."""
+
+    def __init__(
+        self, num_items: int, num_samples: int, seed: int = 0, rank: int = 0, world_size: int = 1
+    ):
+        if num_items == 0:
+            raise ValueError("UnlabelledSampler needs at least one item")
+        self.num_items = num_items
+        self.num_samples = num_samples
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_draws(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        total = self.num_samples * self.world_size
+        passes = -(-total // self.num_items)
+        indices = np.concatenate([rng.permutation(self.num_items) for _ in range(passes)])[:total]
+        seeds = rng.integers(0, 2**62, size=total)
+        return indices, seeds
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        indices, seeds = self.global_draws()
+        mine = slice(self.rank, None, self.world_size)
+        return iter(zip(indices[mine].tolist(), seeds[mine].tolist(), strict=True))
+
+    def __len__(self) -> int:
+        return self.num_samples

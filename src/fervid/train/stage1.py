@@ -1,15 +1,18 @@
-"""Stage 1: training the frame encoder on class-uniformly drawn labelled frames.
+"""Stage 1: the frame encoder, trained on class-uniformly drawn labelled frames and, with
+``ssl.enabled``, on pseudo-labelled unlabelled faces (see fervid.ssl.objective).
 
-One epoch = ``steps_per_epoch`` steps; each step draws a batch in which every class is equally
-likely (the paper's uniform sampling), applies the weak augmentation and takes one optimizer
-step. After each epoch: validation macro F1 and an atomic checkpoint, from which ``resume``
-continues a killed run exactly (same weights as an uninterrupted run with the same seed).
+One epoch = ``steps_per_epoch`` steps. A step draws a labelled batch in which every class is
+equally likely (the paper's uniform sampling) and, with SSL, mu times as many unlabelled faces
+(each read once, in a weak and a strong view). After each epoch: validation macro F1 and an
+atomic checkpoint holding everything that evolves (weights, optimizer, EMA teacher, threshold
+statistics, p_hat, RNG), from which ``resume`` continues exactly.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from itertools import repeat
 from pathlib import Path
 
 import torch
@@ -19,22 +22,13 @@ from tqdm import tqdm
 
 from fervid.checkpoint import load_state, save_state, save_weights
 from fervid.config import Config, to_dict
-from fervid.data.frames import FrameDataset, decode_all, fits_in_memory
-from fervid.data.samplers import ClassBalancedSampler
-from fervid.data.sources import labelled_split
 from fervid.data.transforms import weak_augment
-from fervid.evaluate import prediction_table, score, write_evaluation
-from fervid.infer import frame_probabilities
+from fervid.evaluate import score, write_evaluation
 from fervid.models.frame import FrameModel
 from fervid.run import RunDir
-from fervid.train.common import (
-    LabelledBatches,
-    autocast,
-    build_optimizer,
-    cosine_lr,
-    pick_device,
-    set_lr,
-)
+from fervid.ssl.objective import PseudoLabelObjective
+from fervid.train.common import autocast, build_optimizer, cosine_lr, pick_device, set_lr
+from fervid.train.stage1_data import Stage1Data
 
 log = logging.getLogger("fervid")
 
@@ -49,38 +43,21 @@ def train_stage1(
             f"{run.path} already holds a run; pass --resume or pick another --run"
         )
     run.start(config, "stage1")
-    train_cfg = config.train
-    torch.manual_seed(train_cfg.seed)
-    device = pick_device(train_cfg.device)
-    size = config.model.input_size
-
-    train_table = labelled_split(config.data, "train").with_images()
-    val_table = labelled_split(config.data, config.eval.split)
-    keep_in_memory = config.data.cache_images and fits_in_memory(
-        train_table, size, config.data.cache_limit_gb
-    )
-    if keep_in_memory:
-        source = decode_all(train_table, size, config.data.workers, desc="decode train")
-        labels = source.labels.numpy()
-        val_decoded = decode_all(val_table, size, config.data.workers, desc="decode validation")
-    else:
-        source = FrameDataset(train_table, size)
-        labels = train_table.label[source.rows]
-        val_decoded = None
-    log.info("train: %d frames, validation: %d annotated frames", len(labels), len(val_table))
+    cfg = config.train
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    data = Stage1Data(config)
 
     model = FrameModel(config.model).to(device)
     optimizer = build_optimizer(model, config.optim)
-    ema = ModelEmaV3(model, decay=train_cfg.ema_momentum) if train_cfg.ema else None
-    sampler = ClassBalancedSampler(
-        labels,
-        train_cfg.steps_per_epoch * train_cfg.batch_size,
-        seed=train_cfg.seed,
-        balanced=train_cfg.class_balanced,
+    use_ema = cfg.ema or (config.ssl.enabled and config.ssl.teacher == "ema")
+    momentum = config.ssl.teacher_momentum if config.ssl.enabled else cfg.ema_momentum
+    ema = ModelEmaV3(model, decay=momentum, use_warmup=True) if use_ema else None
+    objective = (
+        PseudoLabelObjective(config.ssl, data.num_unlabelled) if config.ssl.enabled else None
     )
-    batches = LabelledBatches(source, sampler, train_cfg.batch_size, config.data.workers)
-    total_steps = train_cfg.epochs * train_cfg.steps_per_epoch
-    warmup_steps = round(config.optim.warmup_epochs * train_cfg.steps_per_epoch)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    warmup_steps = round(config.optim.warmup_epochs * cfg.steps_per_epoch)
 
     start_epoch = 0
     if resume and run.checkpoint.exists():
@@ -89,56 +66,76 @@ def train_stage1(
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
             ema.module.load_state_dict(state["ema"])
+        if objective is not None:
+            objective.load_state_dict(state["objective"])
         torch.set_rng_state(state["rng"])
         start_epoch = state["epoch"] + 1
-        run.truncate_log(state["log_lines"])
-        log.info("resumed %s after epoch %d", run.path, state["epoch"] + 1)
+        run.truncate_logs(state["log_lines"])
+        log.info("resumed %s after epoch %d", run.path, start_epoch)
 
-    metrics: dict = {}
-    for epoch in range(start_epoch, train_cfg.epochs):
-        sampler.set_epoch(epoch)
-        augment_rng = torch.Generator().manual_seed(train_cfg.seed * 100_003 + epoch)
+    for epoch in range(start_epoch, cfg.epochs):
+        data.set_epoch(epoch)
+        augment_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         model.train()
         started, seen, loss_sum, skipped = time.perf_counter(), 0, 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{train_cfg.epochs}", disable=not progress)
-        for step, batch in enumerate(bar):
-            global_step = epoch * train_cfg.steps_per_epoch + step
+        unlabelled_batches = data.unlabelled if objective is not None else repeat(None)
+        bar = tqdm(
+            zip(data.labelled, unlabelled_batches),
+            total=len(data.labelled),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+        )
+        for step, (batch, unlabelled) in enumerate(bar):
+            global_step = epoch * cfg.steps_per_epoch + step
             set_lr(optimizer, cosine_lr(global_step, total_steps, warmup_steps, config.optim))
-            skipped += len(batch.corrupt)
             images = model.normalize(weak_augment(batch.images, augment_rng).to(device))
-            with autocast(train_cfg.precision, device):
-                loss = F.cross_entropy(model(images), batch.labels.to(device))
+            labels = batch.labels.to(device)
+            with autocast(cfg.precision, device):
+                if objective is None:
+                    loss = F.cross_entropy(model(images).float(), labels)
+                else:
+                    weak = model.normalize(weak_augment(unlabelled.images, augment_rng).to(device))
+                    strong = model.normalize(unlabelled.strong.to(device))
+                    teacher = ema.module if config.ssl.teacher == "ema" else None
+                    loss = objective(
+                        model,
+                        teacher,
+                        images,
+                        labels,
+                        weak,
+                        strong,
+                        unlabelled.indices.to(device),
+                        unlabelled.truth,
+                    )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if ema is not None:
-                ema.update(model)
-            seen += len(batch.labels)
-            loss_sum += loss.item() * len(batch.labels)
-            if step % train_cfg.log_every == 0:
+                ema.update(model, step=global_step)
+            skipped += len(batch.corrupt) + (len(unlabelled.corrupt) if unlabelled else 0)
+            seen += len(labels)
+            loss_sum += loss.item() * len(labels)
+            if step % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+            if objective is not None and (global_step + 1) % config.ssl.log_every == 0:
+                run.log(
+                    {"epoch": epoch + 1, "step": global_step + 1, **objective.report()},
+                    name="steps",
+                )
+
         record = {
             "epoch": epoch + 1,
-            "step": (epoch + 1) * train_cfg.steps_per_epoch,
+            "step": (epoch + 1) * cfg.steps_per_epoch,
             "loss": loss_sum / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"],
-            "images_per_s": seen / (time.perf_counter() - started),
+            "labelled_images_per_s": seen / (time.perf_counter() - started),
             "corrupt_skipped": skipped,
         }
-        last = epoch + 1 == train_cfg.epochs
-        if last or (train_cfg.eval_every and (epoch + 1) % train_cfg.eval_every == 0):
-            eval_model = ema.module if ema is not None else model
-            probs, known = frame_probabilities(
-                eval_model,
-                val_table,
-                device,
-                config.eval.batch_size,
-                config.data.workers,
-                val_decoded,
-                progress,
+        last = epoch + 1 == cfg.epochs
+        if last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0):
+            metrics = score(
+                data.predict_validation(ema.module if cfg.ema and ema else model, device, progress)
             )
-            predictions = prediction_table(val_table, probs, known)
-            metrics = score(predictions)
             record["val_macro_f1"] = metrics["macro_f1"]
             record["val_per_class_f1"] = metrics["per_class_f1"]
             log.info(
@@ -155,25 +152,15 @@ def train_stage1(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "ema": ema.module.state_dict() if ema is not None else {},
+                "objective": objective.state_dict() if objective is not None else {},
                 "rng": torch.get_rng_state(),
                 "log_lines": run.log_lines(),
             },
         )
 
-    final_model = ema.module if ema is not None else model
+    final_model = ema.module if cfg.ema and ema is not None else model
     save_weights(
         run.path / "model", final_model.state_dict(), {"kind": "frame", "config": to_dict(config)}
     )
-    probs, known = frame_probabilities(
-        final_model,
-        val_table,
-        device,
-        config.eval.batch_size,
-        config.data.workers,
-        val_decoded,
-        progress,
-    )
-    metrics = write_evaluation(
-        run.path / "eval" / config.eval.split, prediction_table(val_table, probs, known)
-    )
-    return metrics
+    predictions = data.predict_validation(final_model, device, progress)
+    return write_evaluation(run.path / "eval" / config.eval.split, predictions)

@@ -1,0 +1,451 @@
+"""Read Aff-Wild2 EXPR annotations and face crops into a FrameTable.
+
+Layout (see docs/data.md)::
+
+    ROOT/cropped_aligned/<video>/00001.jpg ...          1-based, zero-padded frame numbers
+    ANN/EXPR_Recognition_Challenge/Train_Set/<video>.txt
+    ANN/EXPR_Recognition_Challenge/Validation_Set/<video>.txt
+
+``ANN`` defaults to ``ROOT``. An annotation file starts with the ABAW header; line ``i + 1``
+holds the label of frame ``i`` (0..7, or -1 for "not annotated").
+
+Indexing a full split reads one directory listing per video (no per-file ``stat``) and parses the
+label files with plain ``int`` over byte lines, which is about as fast as pandas' C parser here.
+The result is cached on disk (see ``cache_dir``) and reused while the annotation files and image
+folders are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fervid.data.table import FrameTable
+from fervid.errors import DataError
+from fervid.labels import ABAW_HEADER, IGNORE_LABEL, NUM_CLASSES
+
+logger = logging.getLogger("fervid")
+
+SPLIT_FOLDERS = {"train": "Train_Set", "validation": "Validation_Set"}
+IMAGE_DIR = "cropped_aligned"
+CHALLENGE_DIR = "EXPR_Recognition_Challenge"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+"""``.jpg`` is the Aff-Wild2 format; a folder with no ``.jpg`` may use one of the others."""
+
+EXCESS_FRAMES_MIN = 50
+EXCESS_FRAMES_FRACTION = 0.10
+"""An annotation is rejected when its last annotated frame lies more than
+``max(EXCESS_FRAMES_MIN, EXCESS_FRAMES_FRACTION * last_image_frame)`` frames after the last image
+of its folder: real files label every frame of the video, and faces may be missing at the end,
+but not for that long while the frames are still labelled."""
+
+CACHE_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Images of one video
+
+
+@dataclass
+class VideoImages:
+    """Which frames of one video folder have an image."""
+
+    extension: str
+    present: np.ndarray
+    """bool, indexed by frame number (index 0 is unused)."""
+
+    @property
+    def last_frame(self) -> int:
+        return len(self.present) - 1
+
+    @property
+    def count(self) -> int:
+        return int(self.present.sum())
+
+    def frames(self) -> np.ndarray:
+        return np.flatnonzero(self.present).astype(np.int32)
+
+    def lookup(self, frames: np.ndarray) -> np.ndarray:
+        """Whether each of ``frames`` (1-based numbers) has an image."""
+        inside = frames < len(self.present)
+        found = np.zeros(len(frames), dtype=bool)
+        found[inside] = self.present[frames[inside]]
+        return found
+
+
+def scan_images(folder: str | Path) -> VideoImages | None:
+    """List one video folder; ``None`` when it does not exist. Files not named
+    ``<frame number>.<image extension>`` are ignored."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    extension = ".jpg"
+    stems = [name[:-4] for name in names if name.endswith(".jpg")]
+    if not stems:
+        extension, stems = _other_extension(names)
+    frames = _frame_numbers(stems)
+    present = np.zeros(int(frames.max()) + 1 if len(frames) else 1, dtype=bool)
+    present[frames] = True
+    return VideoImages(extension=extension, present=present)
+
+
+def _other_extension(names: list[str]) -> tuple[str, list[str]]:
+    """The most common image extension among ``names`` (exact spelling) and its stems."""
+    by_extension: dict[str, list[str]] = {}
+    for name in names:
+        stem, extension = os.path.splitext(name)
+        if extension.lower() in IMAGE_EXTENSIONS:
+            by_extension.setdefault(extension, []).append(stem)
+    if not by_extension:
+        return ".jpg", []
+    extension = max(by_extension, key=lambda key: len(by_extension[key]))
+    return extension, by_extension[extension]
+
+
+def _frame_numbers(stems: list[str]) -> np.ndarray:
+    if set(map(len, stems)) == {5}:
+        try:
+            return np.fromiter(map(int, stems), dtype=np.int64, count=len(stems))
+        except ValueError:
+            pass
+    # Slow path: keep only names that ``{:05d}`` formats back to exactly (e.g. not ``1.jpg``).
+    frames = [int(stem) for stem in stems if stem.isdigit() and f"{int(stem):05d}" == stem]
+    return np.asarray(frames, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Annotation files
+
+
+def parse_annotation(path: str | Path) -> np.ndarray:
+    """Labels of frames 1..n of one annotation file, int8 in -1..7.
+
+    Tolerates a byte-order mark, CRLF line ends, whitespace around values and trailing blank
+    lines. Raises DataError naming the file (and line) otherwise."""
+    data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.rstrip().split(b"\n")
+    if lines == [b""]:
+        raise DataError(
+            path, "empty annotation file (expected the ABAW header and one label per frame)"
+        )
+    header = lines[0].decode("utf-8", errors="replace")
+    if ",".join(part.strip() for part in header.split(",")) != ABAW_HEADER:
+        raise DataError(path, f"header is {header.strip()!r}, expected {ABAW_HEADER!r}", line=1)
+    body = lines[1:]
+    if not body:
+        raise DataError(path, "no label lines after the header", line=1)
+    try:
+        labels = np.fromiter(map(int, body), dtype=np.int64, count=len(body))
+    except (ValueError, OverflowError):
+        labels = None
+    if labels is not None and labels.min() >= IGNORE_LABEL and labels.max() < NUM_CLASSES:
+        return labels.astype(np.int8)
+    _raise_first_bad_line(path, body)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _raise_first_bad_line(path: str | Path, body: list[bytes]) -> None:
+    bad = []
+    for index, line in enumerate(body):
+        try:
+            ok = IGNORE_LABEL <= int(line) < NUM_CLASSES
+        except ValueError:
+            ok = False
+        if not ok:
+            bad.append(index)
+    first = bad[0]
+    text = body[first].decode("utf-8", errors="replace").strip()
+    more = f" ({len(bad) - 1} more bad lines in this file)" if len(bad) > 1 else ""
+    problem = f"label {text!r} is not an integer in -1..{NUM_CLASSES - 1}{more}"
+    raise DataError(path, problem, line=first + 2)
+
+
+# --------------------------------------------------------------------------------------------
+# One split
+
+
+@dataclass
+class AnnotatedVideo:
+    name: str
+    annotation: Path
+    labels: np.ndarray
+    """int8 label per frame 1..n (-1 = not annotated)."""
+    images: VideoImages
+
+
+def image_dir(root: str | Path) -> Path:
+    """``ROOT/cropped_aligned``, checked to exist."""
+    folder = _absolute(root) / IMAGE_DIR
+    if not folder.is_dir():
+        raise DataError(
+            folder, f"missing image folder (expected ROOT/{IMAGE_DIR}/<video>/00001.jpg)"
+        )
+    return folder
+
+
+def split_dir(root: str | Path, split: str, annotations: str | Path | None = None) -> Path:
+    """The annotation folder of ``split``; ``annotations`` (default ``root``) may be the folder
+    holding ``EXPR_Recognition_Challenge/`` or that folder itself."""
+    if split not in SPLIT_FOLDERS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_FOLDERS)}")
+    base = _absolute(root if annotations is None else annotations)
+    challenge = base if (base / SPLIT_FOLDERS[split]).is_dir() else base / CHALLENGE_DIR
+    folder = challenge / SPLIT_FOLDERS[split]
+    if not folder.is_dir():
+        raise DataError(
+            folder, f"missing annotation folder ({CHALLENGE_DIR}/{SPLIT_FOLDERS[split]})"
+        )
+    return folder
+
+
+def annotation_files(folder: Path) -> list[Path]:
+    files = sorted(folder / name for name in os.listdir(folder) if name.endswith(".txt"))
+    if not files:
+        raise DataError(folder, "no annotation files (<video>.txt)")
+    return files
+
+
+def scan_split(
+    root: str | Path, split: str, annotations: str | Path | None = None
+) -> tuple[list[AnnotatedVideo], list[DataError]]:
+    """Parse every annotation file of ``split`` and list its image folder.
+
+    Problems with single files are collected, not raised, so a check can report them all; a
+    missing folder structure raises at once."""
+    images_root = image_dir(root)
+    videos: list[AnnotatedVideo] = []
+    problems: list[DataError] = []
+    for path in annotation_files(split_dir(root, split, annotations)):
+        try:
+            videos.append(_read_video(path, images_root))
+        except DataError as error:
+            problems.append(error)
+    return videos, problems
+
+
+def _read_video(path: Path, images_root: Path) -> AnnotatedVideo:
+    name = path.stem
+    labels = parse_annotation(path)
+    folder = images_root / name
+    images = scan_images(folder)
+    if images is None:
+        raise DataError(path, f"no image folder {folder} for this annotation file")
+    if images.count == 0:
+        raise DataError(folder, "image folder has no images (expected 00001.jpg ...)")
+    annotated = np.flatnonzero(labels != IGNORE_LABEL)
+    if len(annotated):
+        last = int(annotated[-1]) + 1
+        slack = max(EXCESS_FRAMES_MIN, EXCESS_FRAMES_FRACTION * images.last_frame)
+        if last - images.last_frame > slack:
+            raise DataError(
+                path,
+                f"frame {last} is labelled but the images in {folder} end at frame "
+                f"{images.last_frame}: more label lines than the video has frames",
+                line=last + 1,
+            )
+    return AnnotatedVideo(name=name, annotation=path, labels=labels, images=images)
+
+
+def _table(videos: list[AnnotatedVideo], images_root: Path) -> FrameTable:
+    index, frames, labels, has_image = [], [], [], []
+    for number, video in enumerate(videos):
+        frame = np.flatnonzero(video.labels != IGNORE_LABEL).astype(np.int32) + 1
+        index.append(np.full(len(frame), number, dtype=np.int32))
+        frames.append(frame)
+        labels.append(video.labels[frame - 1])
+        has_image.append(video.images.lookup(frame))
+    return FrameTable(
+        videos=[video.name for video in videos],
+        patterns=[frame_pattern(images_root, v.name, v.images.extension) for v in videos],
+        video=_concat(index, np.int32),
+        frame=_concat(frames, np.int32),
+        label=_concat(labels, np.int8),
+        has_image=_concat(has_image, bool),
+    )
+
+
+def frame_pattern(images_root: Path, video: str, extension: str = ".jpg") -> str:
+    """``<images_root>/<video>/{:05d}.jpg`` with braces in the path escaped for ``str.format``."""
+    folder = str(images_root / video).replace("{", "{{").replace("}", "}}")
+    return f"{folder}{os.sep}{{:05d}}{extension}"
+
+
+def read_split(
+    root: str | Path, split: str, annotations: str | Path | None = None, cache: bool = True
+) -> FrameTable:
+    """One row per annotated frame (label != -1) of ``split`` ("train" or "validation"), videos
+    sorted by name, frames ascending; ``has_image`` says whether the crop exists.
+
+    Raises DataError on the first bad input (run ``check_dataset`` to see all of them)."""
+    images_root = image_dir(root)
+    folder = split_dir(root, split, annotations)
+    cache_file = _cache_file(images_root, folder, split) if cache else None
+    if cache_file is not None and cache_file.exists():
+        try:
+            return FrameTable.load(cache_file)
+        except Exception as error:  # a damaged cache is rebuilt, never fatal
+            logger.warning("ignoring unreadable index cache %s (%s)", cache_file, error)
+    videos, problems = scan_split(root, split, annotations)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems; `fervid data check` lists them)"
+        raise DataError(first.path, first.problem + (more if len(problems) > 1 else ""), first.line)
+    table = _table(videos, images_root)
+    if cache_file is not None:
+        _write_cache(table, cache_file)
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# Unannotated frames: the test set and feature extraction
+
+
+def read_test_frames(root: str | Path, videos: str | Path | Iterable[str]) -> FrameTable:
+    """Every frame to predict for the given videos, labels -1.
+
+    ``videos`` is a list of names or a file: either one video name per line, or the organisers'
+    sample submission (``image_location,...`` header, then ``<video>/<NNNNN>.jpg,...`` rows), which
+    fixes the exact frames. For a plain name the frames are 1..the last image of its folder."""
+    images_root = image_dir(root)
+    if isinstance(videos, (str, Path)):
+        wanted = _frames_from_file(Path(videos))
+    else:
+        wanted = dict.fromkeys(str(name) for name in videos)
+    tables = []
+    for name, frames in wanted.items():
+        images = scan_images(images_root / name)
+        if images is None or images.count == 0:
+            raise DataError(images_root / name, "test video has no image folder (or no images)")
+        if frames is None:
+            frames = np.arange(1, images.last_frame + 1)
+        tables.append(_video_table(images_root, name, images, frames.astype(np.int32)))
+    return _joined(tables)
+
+
+def _frames_from_file(path: Path) -> dict[str, np.ndarray | None]:
+    """Frames per video of a sample submission; ``None`` frames for a plain list of names."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as error:
+        raise DataError(path, f"cannot read video list ({error.strerror})") from error
+    rows = [line.strip() for line in lines if line.strip()]
+    if not rows:
+        raise DataError(path, "empty video list")
+    if not rows[0].startswith("image_location"):
+        return dict.fromkeys(rows)
+    frames: dict[str, list[int]] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        location = row.split(",", 1)[0]
+        video, _, image = location.rpartition("/")
+        stem = os.path.splitext(image)[0]
+        if not video or not stem.isdigit():
+            raise DataError(path, f"{location!r} is not <video>/<NNNNN>.jpg", line=number)
+        frames.setdefault(video, []).append(int(stem))
+    return {video: np.unique(np.asarray(numbers)) for video, numbers in frames.items()}
+
+
+def read_video_frames(root: str | Path, videos: Iterable[str] | None = None) -> FrameTable:
+    """All frames that have an image, for ``videos`` (default: every folder in
+    ``ROOT/cropped_aligned``), labels -1. For the unlabelled pool pass ``ROOT/unlabelled``."""
+    images_root = image_dir(root)
+    if videos is None:
+        videos = sorted(
+            entry.name
+            for entry in os.scandir(images_root)
+            if entry.is_dir() and not entry.name.startswith(".")
+        )
+    tables = []
+    for name in videos:
+        images = scan_images(images_root / name)
+        if images is None:
+            raise DataError(images_root / name, "no such video folder")
+        tables.append(_video_table(images_root, name, images, images.frames()))
+    return _joined(tables)
+
+
+def _video_table(
+    images_root: Path, name: str, images: VideoImages, frames: np.ndarray
+) -> FrameTable:
+    return FrameTable(
+        videos=[name],
+        patterns=[frame_pattern(images_root, name, images.extension)],
+        video=np.zeros(len(frames), dtype=np.int32),
+        frame=frames,
+        label=np.full(len(frames), IGNORE_LABEL, dtype=np.int8),
+        has_image=images.lookup(frames),
+    )
+
+
+def _joined(tables: list[FrameTable]) -> FrameTable:
+    return FrameTable.concat(tables) if tables else FrameTable([], [], [], [], [], [])
+
+
+# --------------------------------------------------------------------------------------------
+# On-disk cache of read_split
+
+
+def cache_dir(root: str | Path) -> Path:
+    """Where index caches go: ``$FERVID_CACHE_DIR`` if set, else ``ROOT/.fervid_cache`` when it
+    can be written, else ``~/.cache/fervid`` (or ``$XDG_CACHE_HOME/fervid``)."""
+    override = os.environ.get("FERVID_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    local = _absolute(root) / ".fervid_cache"
+    try:
+        local.mkdir(exist_ok=True)
+        if os.access(local, os.W_OK):
+            return local
+    except OSError:
+        pass
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fervid"
+
+
+def _cache_file(images_root: Path, split_folder: Path, split: str) -> Path:
+    """Cache path whose name hashes everything the index depends on: the annotation files
+    (names, sizes, mtimes) and the image folders' mtimes (a folder's mtime changes whenever a
+    file in it is added, removed or renamed)."""
+    place = hashlib.sha1(f"{images_root}\n{split_folder}".encode()).hexdigest()[:10]
+    state = hashlib.sha1(f"{CACHE_VERSION} {EXCESS_FRAMES_MIN} {EXCESS_FRAMES_FRACTION}\n".encode())
+    state.update(f"{os.stat(images_root).st_mtime_ns}\n".encode())
+    for entry in sorted(os.scandir(split_folder), key=lambda entry: entry.name):
+        if entry.name.endswith(".txt"):
+            info = entry.stat()
+            try:
+                folder_mtime = os.stat(images_root / entry.name[:-4]).st_mtime_ns
+            except OSError:
+                folder_mtime = -1
+            state.update(
+                f"{entry.name}\t{info.st_size}\t{info.st_mtime_ns}\t{folder_mtime}\n".encode()
+            )
+    name = f"affwild2-{split}-{place}-{state.hexdigest()[:16]}.npz"
+    return cache_dir(images_root.parent) / name
+
+
+def _write_cache(table: FrameTable, path: Path) -> None:
+    try:
+        table.save(path)
+    except OSError as error:
+        logger.warning("could not write index cache %s (%s)", path, error)
+        return
+    stale_prefix = path.name.rsplit("-", 1)[0] + "-"
+    for old in path.parent.glob(stale_prefix + "*.npz"):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)

@@ -1,0 +1,1 @@
+"""Stage-1 semi-supervised pieces: threshold policies and debiased pseudo-labelling."""
