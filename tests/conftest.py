@@ -17,7 +17,8 @@ def write_colour_coded_affwild2(
     root: Path, videos_per_split: int = 3, frames: int = 40, seed: int = 0
 ) -> Path:
     """A fake Aff-Wild2 tree whose 32x32 crops are tinted by class (trivially learnable), for
-    testing the training machinery, not the method. Every 7th frame has no image."""
+    testing the training machinery, not the method. Every 7th frame has no image. An
+    ``unlabelled/`` pool (two videos, with truth files) sits beside it like the synthetic one."""
     rng = np.random.default_rng(seed)
     tints = rng.integers(0, 255, (8, 3))
     for split, folder in (("train", "Train_Set"), ("validation", "Validation_Set")):
@@ -40,6 +41,17 @@ def write_colour_coded_affwild2(
                     np.uint8
                 )
                 Image.fromarray(pixels).save(crop_dir / f"{frame:05d}.jpg", quality=90)
+    pool = root / "unlabelled"
+    for v in range(2):
+        name = f"pool_{v:02d}"
+        labels = rng.integers(0, 8, frames)
+        (pool / "truth").mkdir(parents=True, exist_ok=True)
+        (pool / "truth" / f"{name}.txt").write_text(ABAW_HEADER + "\n" + "\n".join(map(str, labels)) + "\n")
+        crop_dir = pool / "cropped_aligned" / name
+        crop_dir.mkdir(parents=True, exist_ok=True)
+        for frame in range(1, frames + 1):
+            pixels = np.clip(tints[labels[frame - 1]] + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(crop_dir / f"{frame:05d}.jpg", quality=90)
     return root
 
 

@@ -1,10 +1,6 @@
 """Stage-1 supervised training on a colour-coded fake dataset: machinery, not accuracy."""
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -12,6 +8,8 @@ import torch
 from fervid.api import evaluate, train
 from fervid.checkpoint import load_weights
 from fervid.config import load_config
+
+from .helpers import kill_after_first_checkpoint
 
 TINY = [
     "model.backbone=test_resnet",
@@ -61,15 +59,7 @@ def test_resume_after_a_kill_ends_with_the_same_weights(colour_coded_dataset, tm
     train(load_config(None, options), tmp_path / "full", progress=False)
 
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "fervid", "-q", "train", "--run", str(killed), *options]
-    process = subprocess.Popen(command)
-    deadline = time.monotonic() + 120
-    while not (killed / "checkpoints" / "last.pt").exists() and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
+    kill_after_first_checkpoint(killed, ["train", "--run", str(killed), *options])
 
     train(load_config(None, options), killed, resume=True, progress=False)
     full, _ = load_weights(tmp_path / "full" / "model.safetensors")

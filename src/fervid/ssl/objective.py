@@ -134,8 +134,8 @@ class PseudoLabelStats:
         self.kept_correct += int((kept & known & correct).sum())
         self.all_with_truth += int(known.sum())
         self.all_correct += int((known & correct).sum())
-        self.loss_sums[0] += float(labelled_loss)
-        self.loss_sums[1] += float(unlabelled_loss)
+        self.loss_sums[0] += float(labelled_loss.detach())
+        self.loss_sums[1] += float(unlabelled_loss.detach())
         self.steps += 1
 
     def summary(self) -> dict:

@@ -26,7 +26,7 @@ from fervid.data.transforms import weak_augment
 from fervid.evaluate import score, write_evaluation
 from fervid.models.frame import FrameModel
 from fervid.run import RunDir
-from fervid.ssl.objective import PseudoLabelObjective
+from fervid.ssl.objective import PseudoLabelObjective, check_ssl_config
 from fervid.train.common import autocast, build_optimizer, cosine_lr, pick_device, set_lr
 from fervid.train.stage1_data import Stage1Data
 
@@ -37,6 +37,8 @@ def train_stage1(
     config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict:
     """Train the frame model; returns the final validation metrics."""
+    if config.ssl.enabled:
+        check_ssl_config(config.ssl)  # before any data is read
     run = RunDir(Path(run_dir))
     if run.checkpoint.exists() and not resume:
         raise FileExistsError(

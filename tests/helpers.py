@@ -1,0 +1,22 @@
+"""Test helpers shared by several test files."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def kill_after_first_checkpoint(run: Path, cli_args: list[str], timeout: float = 180) -> None:
+    """Start ``fervid <cli_args>`` and SIGKILL it as soon as its first checkpoint exists;
+    assert it was killed before it finished (no final model yet)."""
+    process = subprocess.Popen([sys.executable, "-m", "fervid", "-q", *cli_args])
+    deadline = time.monotonic() + timeout
+    while not (run / "checkpoints" / "last.pt").exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "model.safetensors").exists(), "the run finished before it could be killed"
