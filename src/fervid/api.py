@@ -20,11 +20,12 @@ def synth(out: str | Path, config: Config | None = None, progress: bool = True) 
     return generate(out, config.synth, progress=progress)
 
 
-def check(root: str | Path, annotations: str | Path | None = None) -> str:
-    """A text report on an Aff-Wild2-layout dataset: counts per class and split, problems."""
+def check(root: str | Path, annotations: str | Path | None = None):
+    """A report on an Aff-Wild2-layout dataset (``.format()`` for text, ``.ok``): counts per
+    class and split, frames without images, problems."""
     from fervid.data.check import check_dataset
 
-    return check_dataset(root, annotations).format()
+    return check_dataset(root, annotations)
 
 
 def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:

