@@ -54,7 +54,7 @@ def test_ssl_resume_restores_teacher_thresholds_and_p_hat(colour_coded_dataset, 
     options = ssl_options(colour_coded_dataset, "train.epochs=3")
     train(load_config(None, options), tmp_path / "full", progress=False)
     killed = tmp_path / "killed"
-    kill_after_first_checkpoint(killed, ["train", "--run", str(killed), *options])
+    kill_after_first_checkpoint(killed, ["train", "--run-dir", str(killed), *options])
     state = load_state(killed / "checkpoints" / "last.pt")
     assert state["objective"]["debias"]["p_hat"].shape == (8,)
     assert state["objective"]["threshold"]["selected_label"].shape == (80,)  # one per pool face

@@ -59,7 +59,7 @@ def test_resume_after_a_kill_ends_with_the_same_weights(colour_coded_dataset, tm
     train(load_config(None, options), tmp_path / "full", progress=False)
 
     killed = tmp_path / "killed"
-    kill_after_first_checkpoint(killed, ["train", "--run", str(killed), *options])
+    kill_after_first_checkpoint(killed, ["train", "--run-dir", str(killed), *options])
 
     train(load_config(None, options), killed, resume=True, progress=False)
     full, _ = load_weights(tmp_path / "full" / "model.safetensors")

@@ -30,9 +30,11 @@ def check(root: str | Path, annotations: str | Path | None = None):
 
 def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Stage 1 training of the frame model; returns the validation metrics."""
+    from fervid.dist import init_from_environment, is_main
     from fervid.train.stage1 import train_stage1
 
-    return train_stage1(config, run_dir, resume=resume, progress=progress)
+    init_from_environment()  # joins the process group when started by torchrun
+    return train_stage1(config, run_dir, resume=resume, progress=progress and is_main())
 
 
 def model_file(run_or_model: str | Path) -> Path:

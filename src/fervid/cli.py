@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--annotations", help="folder holding EXPR_Recognition_Challenge/ if not under ROOT")
 
     train = commands.add_parser("train", help="stage 1: train the frame model (supervised or SSL)")
-    train.add_argument("--run", required=True, help="run folder (config, logs, checkpoints, outputs)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --run from its last checkpoint")
+    train.add_argument("--run-dir", required=True, help="run folder (config, logs, checkpoints, outputs)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     add_config_arguments(train, "default")
 
     evaluate = commands.add_parser("evaluate", help="macro F1, per-class F1, confusion matrix, predictions")
@@ -116,8 +116,8 @@ def cmd_data(args, progress: bool) -> int:
 
 def cmd_train(args, progress: bool) -> int:
     config = load_config(args.recipe, args.overrides)
-    print_metrics(api.train(config, args.run, resume=args.resume, progress=progress))
-    print(f"run: {args.run}")
+    print_metrics(api.train(config, args.run_dir, resume=args.resume, progress=progress))
+    print(f"run: {args.run_dir}")
     return 0
 
 

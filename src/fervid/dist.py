@@ -54,3 +54,29 @@ def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(tensor) for _ in range(world_size())]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts)
+
+
+def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
+    """In-place sum over processes (used to gather disjoint shares of a result)."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def check_same_everywhere(text: str, what: str) -> None:
+    """Fail on every process if ``text`` (e.g. a resolved config) differs between processes."""
+    if not is_distributed():
+        return
+    import hashlib
+
+    from fervid.errors import ConfigError
+
+    digest = torch.tensor(list(hashlib.sha256(text.encode()).digest()[:8]), dtype=torch.int64)
+    gathered = all_gather_cat(digest.view(1, -1))
+    if not bool((gathered == gathered[0]).all()):
+        raise ConfigError(f"the processes of this run were started with different {what}")
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()

@@ -12,6 +12,7 @@ from typing import Any
 
 from fervid import __version__
 from fervid.config import save_config
+from fervid.dist import is_main
 
 
 def git_commit() -> str | None:
@@ -41,9 +42,10 @@ class RunDir:
     def metrics_log(self) -> Path:
         return self.path / "metrics.jsonl"
 
-    def start(self, config: Any, kind: str, is_main: bool = True) -> None:
-        """Record the resolved config and provenance (version, commit, command, time)."""
-        if not is_main:
+    def start(self, config: Any, kind: str) -> None:
+        """Record the resolved config and provenance (version, commit, command, time).
+        Like every write of a run, only the main process does it."""
+        if not is_main():
             return
         self.path.mkdir(parents=True, exist_ok=True)
         save_config(config, self.path / "config.yaml")
@@ -57,9 +59,9 @@ class RunDir:
         with open(self.path / "run.json", "a") as handle:  # one line per (re)start
             handle.write(json.dumps(info) + "\n")
 
-    def log(self, record: dict[str, Any], name: str = "metrics", is_main: bool = True) -> None:
+    def log(self, record: dict[str, Any], name: str = "metrics") -> None:
         """Append one JSON line to ``<name>.jsonl`` (metrics: per epoch; steps: per N steps)."""
-        if not is_main:
+        if not is_main():
             return
         with open(self.path / f"{name}.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -74,6 +76,8 @@ class RunDir:
 
     def truncate_logs(self, keep: dict[str, int]) -> None:
         """Drop log lines written after the checkpoint being resumed (a killed epoch)."""
+        if not is_main():
+            return
         for path in self.path.glob("*.jsonl"):
             lines = path.read_text().splitlines()[: keep.get(path.stem, 0)]
             path.write_text("".join(line + "\n" for line in lines))

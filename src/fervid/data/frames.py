@@ -30,9 +30,9 @@ class FrameDataset(Dataset):
     """Rows of a table that have an image. Item = (uint8 image (3,S,S), label, row) or ``None``
     when the image cannot be decoded; ``collate_frames`` drops and counts those."""
 
-    def __init__(self, table: FrameTable, size: int):
+    def __init__(self, table: FrameTable, size: int, shard: tuple[int, int] = (0, 1)):
         self.table = table
-        self.rows = np.flatnonzero(table.has_image)
+        self.rows = np.flatnonzero(table.has_image)[shard[0] :: shard[1]]
         self.size = size
 
     def __len__(self) -> int:

@@ -17,12 +17,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from fervid.checkpoint import load_state, save_state, save_weights
 from fervid.config import Config, to_dict
 from fervid.data.transforms import weak_augment
+from fervid.dist import barrier, check_same_everywhere, is_main, rank, world_size
+from fervid.errors import ConfigError
 from fervid.evaluate import score, write_evaluation
 from fervid.models.frame import FrameModel
 from fervid.run import RunDir
@@ -42,8 +46,9 @@ def train_stage1(
     run = RunDir(Path(run_dir))
     if run.checkpoint.exists() and not resume:
         raise FileExistsError(
-            f"{run.path} already holds a run; pass --resume or pick another --run"
+            f"{run.path} already holds a run; pass --resume or pick another --run-dir"
         )
+    check_same_everywhere(yaml.safe_dump(to_dict(config)), "configs")
     run.start(config, "stage1")
     cfg = config.train
     torch.manual_seed(cfg.seed)
@@ -51,6 +56,7 @@ def train_stage1(
     data = Stage1Data(config)
 
     model = FrameModel(config.model).to(device)
+    trained = DistributedDataParallel(model) if world_size() > 1 else model
     optimizer = build_optimizer(model, config.optim)
     use_ema = cfg.ema or (config.ssl.enabled and config.ssl.teacher == "ema")
     momentum = config.ssl.teacher_momentum if config.ssl.enabled else cfg.ema_momentum
@@ -58,12 +64,18 @@ def train_stage1(
     objective = (
         PseudoLabelObjective(config.ssl, data.num_unlabelled) if config.ssl.enabled else None
     )
+    eval_model = ema.module if cfg.ema and ema is not None else model
     total_steps = cfg.epochs * cfg.steps_per_epoch
     warmup_steps = round(config.optim.warmup_epochs * cfg.steps_per_epoch)
 
-    start_epoch = 0
+    start_epoch, predictions = 0, None
     if resume and run.checkpoint.exists():
         state = load_state(run.checkpoint)
+        if state.get("world_size", 1) != world_size():
+            raise ConfigError(
+                f"{run.checkpoint} was written by {state.get('world_size', 1)} processes; resume "
+                f"it with the same number (samplers shard by process count), not {world_size()}"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -77,7 +89,7 @@ def train_stage1(
 
     for epoch in range(start_epoch, cfg.epochs):
         data.set_epoch(epoch)
-        augment_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        augment_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + rank())
         model.train()
         started, seen, loss_sum, skipped = time.perf_counter(), 0, 0.0, 0
         unlabelled_batches = data.unlabelled if objective is not None else repeat(None)
@@ -94,13 +106,13 @@ def train_stage1(
             labels = batch.labels.to(device)
             with autocast(cfg.precision, device):
                 if objective is None:
-                    loss = F.cross_entropy(model(images).float(), labels)
+                    loss = F.cross_entropy(trained(images).float(), labels)
                 else:
                     weak = model.normalize(weak_augment(unlabelled.images, augment_rng).to(device))
                     strong = model.normalize(unlabelled.strong.to(device))
                     teacher = ema.module if config.ssl.teacher == "ema" else None
                     loss = objective(
-                        model,
+                        trained,
                         teacher,
                         images,
                         labels,
@@ -134,10 +146,10 @@ def train_stage1(
             "corrupt_skipped": skipped,
         }
         last = epoch + 1 == cfg.epochs
+        predictions = None
         if last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0):
-            metrics = score(
-                data.predict_validation(ema.module if cfg.ema and ema else model, device, progress)
-            )
+            predictions = data.predict_validation(eval_model, device, progress)
+            metrics = score(predictions)
             record["val_macro_f1"] = metrics["macro_f1"]
             record["val_per_class_f1"] = metrics["per_class_f1"]
             log.info(
@@ -147,22 +159,27 @@ def train_stage1(
                 metrics["macro_f1"],
             )
         run.log(record)
-        save_state(
-            run.checkpoint,
-            {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema.module.state_dict() if ema is not None else {},
-                "objective": objective.state_dict() if objective is not None else {},
-                "rng": torch.get_rng_state(),
-                "log_lines": run.log_lines(),
-            },
-        )
+        if is_main():
+            save_state(
+                run.checkpoint,
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "ema": ema.module.state_dict() if ema is not None else {},
+                    "objective": objective.state_dict() if objective is not None else {},
+                    "rng": torch.get_rng_state(),
+                    "log_lines": run.log_lines(),
+                    "world_size": world_size(),
+                },
+            )
 
-    final_model = ema.module if cfg.ema and ema is not None else model
-    save_weights(
-        run.path / "model", final_model.state_dict(), {"kind": "frame", "config": to_dict(config)}
-    )
-    predictions = data.predict_validation(final_model, device, progress)
-    return write_evaluation(run.path / "eval" / config.eval.split, predictions)
+    if predictions is None:  # resumed after the last epoch
+        predictions = data.predict_validation(eval_model, device, progress)
+    metrics = score(predictions)
+    if is_main():
+        meta = {"kind": "frame", "config": to_dict(config)}
+        save_weights(run.path / "model", eval_model.state_dict(), meta)
+        metrics = write_evaluation(run.path / "eval" / config.eval.split, predictions)
+    barrier()
+    return metrics
