@@ -1,0 +1,1 @@
+"""Video in, faces out: decoding, face detection, alignment, tracking, crops and annotation."""
