@@ -98,3 +98,95 @@ def demo(
             "total": finished - started,
         },
     }
+
+
+def export(
+    frame_run: str | Path,
+    out: str | Path,
+    temporal_run: str | Path | None = None,
+    install_as: str | None = None,
+) -> Path:
+    """Package a stage-1 run (and optionally a stage-2 run) as one model file for predict."""
+    from fervid.zoo import install
+    from fervid.zoo.video_model import export_model
+
+    path = export_model(frame_run, out, temporal_run)
+    return install(path, install_as) if install_as else path
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """Create ``out`` if needed and make sure files can be written there."""
+    import tempfile
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".fervid-write-test-"):
+            pass
+    except OSError as error:
+        raise DataError(out, f"output folder is not writable ({error.strerror or error})") from None
+    return out
+
+
+def predict(
+    inputs: list[str | Path],
+    model: str | Path | None,
+    out: str | Path,
+    annotate: bool = False,
+    options=None,
+) -> tuple[list, list[str]]:
+    """Predict every input (videos, images, folders of them) into ``out``. An input that fails
+    is reported and skipped; the others complete. Returns (predictions, error messages)."""
+    from fervid.errors import FervidError
+    from fervid.outputs import write_outputs
+    from fervid.predict import Predictor
+    from fervid.video.decode import expand_inputs
+
+    out = check_output_folder(out)
+    predictor = Predictor(model, options)
+    results, errors = [], []
+    paths, seen = [], {}
+    for item in inputs:
+        try:
+            paths.extend(expand_inputs([item]))
+        except FervidError as error:
+            errors.append(str(error))
+    for path in paths:
+        if path.stem in seen:
+            errors.append(
+                f"{path}: same name as {seen[path.stem]}; their outputs would collide, skipped"
+            )
+            continue
+        seen[path.stem] = path
+        try:
+            prediction = predictor.run(path)
+            write_outputs(prediction, out, annotate=annotate)
+            results.append(prediction)
+        except FervidError as error:
+            errors.append(str(error))
+    return results, errors
+
+
+def crop(
+    videos: list[str | Path],
+    out: str | Path,
+    every: int = 1,
+    detector: str = "retinaface",
+    max_side: int | None = 320,
+) -> list:
+    """Detected, tracked and aligned 112x112 face crops of each video in the Aff-Wild2 layout
+    (``out/cropped_aligned/<video>[_<track>]/NNNNN.jpg``)."""
+    from fervid.video.crops import write_crops
+    from fervid.video.decode import expand_inputs
+    from fervid.video.detect import build_detector
+
+    paths = expand_inputs(videos)
+    stems = [p.stem for p in paths]
+    clash = sorted({s for s in stems if stems.count(s) > 1})
+    if clash:
+        raise DataError(
+            out, f"several inputs are named {clash[0]!r}; their crop folders would collide"
+        )
+    check_output_folder(out)
+    built = build_detector(detector, max_side=max_side)
+    return [write_crops(path, out, built, every=every) for path in paths]

@@ -40,10 +40,17 @@ def _load_fer(path: Path) -> nn.Module:
     return load_fer_model(path)
 
 
+def _load_video(path: Path) -> nn.Module:
+    from fervid.zoo.video_model import load_video_model
+
+    return load_video_model(path)
+
+
 # sidecar "kind" -> loader(path) returning an eval-mode module with ``probabilities(crops)``.
 LOADERS: dict[str, Callable[[Path], nn.Module]] = {
     "frame": _load_frame,
     "fer_mini_xception": _load_fer,
+    "video": _load_video,
 }
 
 
