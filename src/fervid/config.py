@@ -83,6 +83,13 @@ class TrainConfig:
     eval_every: int = 1
     """Evaluate on the validation split every N epochs (0 = only at the end)."""
     device: str = "auto"
+    accumulate: int = 1
+    """Gradient accumulation: one optimizer step every N batches (effective batch =
+    batch_size x accumulate x processes)."""
+    channels_last: bool = False
+    """channels_last memory format (faster convolutions on recent GPUs)."""
+    compile: bool = False
+    """torch.compile the model (GPU; compiling takes a minute or two)."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ statistics, p_hat, RNG), from which ``resume`` continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from itertools import repeat
@@ -37,6 +38,13 @@ from fervid.train.stage1_data import Stage1Data
 log = logging.getLogger("fervid")
 
 
+def no_sync(model: torch.nn.Module, unless: bool):
+    """DDP's no_sync (skip the gradient all-reduce) for batches that only accumulate."""
+    if unless or not isinstance(model, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
 def train_stage1(
     config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict:
@@ -56,7 +64,19 @@ def train_stage1(
     data = Stage1Data(config)
 
     model = FrameModel(config.model).to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
     trained = DistributedDataParallel(model) if world_size() > 1 else model
+    if cfg.compile:
+        trained = torch.compile(trained)
+
+    def to_input(images: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 batch -> (weakly augmented) normalised input on the device."""
+        images = images.to(device, non_blocking=True)
+        if rng is not None:
+            images = weak_augment(images, rng)
+        return model.normalize(images).contiguous(memory_format=memory_format)
+
     optimizer = build_optimizer(model, config.optim)
     use_ema = cfg.ema or (config.ssl.enabled and config.ssl.teacher == "ema")
     momentum = config.ssl.teacher_momentum if config.ssl.enabled else cfg.ema_momentum
@@ -102,14 +122,15 @@ def train_stage1(
         for step, (batch, unlabelled) in enumerate(bar):
             global_step = epoch * cfg.steps_per_epoch + step
             set_lr(optimizer, cosine_lr(global_step, total_steps, warmup_steps, config.optim))
-            images = model.normalize(weak_augment(batch.images, augment_rng).to(device))
-            labels = batch.labels.to(device)
-            with autocast(cfg.precision, device):
+            images = to_input(batch.images, augment_rng)
+            labels = batch.labels.to(device, non_blocking=True)
+            update = (step + 1) % cfg.accumulate == 0  # optimizer step after `accumulate` batches
+            with autocast(cfg.precision, device), no_sync(trained, unless=update):
                 if objective is None:
                     loss = F.cross_entropy(trained(images).float(), labels)
                 else:
-                    weak = model.normalize(weak_augment(unlabelled.images, augment_rng).to(device))
-                    strong = model.normalize(unlabelled.strong.to(device))
+                    weak = to_input(unlabelled.images, augment_rng)
+                    strong = to_input(unlabelled.strong)
                     teacher = ema.module if config.ssl.teacher == "ema" else None
                     loss = objective(
                         trained,
@@ -121,11 +142,12 @@ def train_stage1(
                         unlabelled.indices.to(device),
                         unlabelled.truth,
                     )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                ema.update(model, step=global_step)
+                (loss / cfg.accumulate).backward()
+            if update:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update(model, step=global_step)
             skipped += len(batch.corrupt) + (len(unlabelled.corrupt) if unlabelled else 0)
             seen += len(labels)
             loss_sum += loss.item() * len(labels)

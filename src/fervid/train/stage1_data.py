@@ -60,7 +60,8 @@ class Stage1Data:
             world_size=world_size(),
             balanced=train.class_balanced,
         )
-        self.labelled = LabelledBatches(source, self.sampler, train.batch_size, data.workers)
+        pin = torch.cuda.is_available() and train.device != "cpu"
+        self.labelled = LabelledBatches(source, self.sampler, train.batch_size, data.workers, pin)
         self.validation_decoded = (
             decode_all(self.validation, size, data.workers, desc="decode validation")
             if fits_in_memory(self.validation, size, budget)
@@ -98,6 +99,7 @@ class Stage1Data:
                 sampler=self.unlabelled_sampler,
                 num_workers=data.workers,
                 collate_fn=collate_unlabelled,
+                pin_memory=pin,
                 persistent_workers=data.workers > 0,
                 drop_last=True,
                 prefetch_factor=4 if data.workers > 0 else None,

@@ -11,7 +11,6 @@ F1 and an atomic checkpoint, from which ``resume`` continues a killed run exactl
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -24,14 +23,14 @@ from tqdm import tqdm
 from fervid.checkpoint import load_state, save_state, save_weights
 from fervid.config import Config, DataConfig, OptimConfig, TemporalConfig, to_dict
 from fervid.data.affwild2 import read_split
+from fervid.data.table import FrameTable
 from fervid.errors import ConfigError, DataError
-from fervid.evaluate import prediction_table, score, write_evaluation
+from fervid.evaluate import prediction_table, score
 from fervid.features import FeatureStore, encoder_identity
-from fervid.io import atomic_write_text
 from fervid.labels import NUM_CLASSES
 from fervid.models.temporal import TemporalEncoder, Windows, gather_windows, make_windows
 from fervid.run import RunDir
-from fervid.smoothing import compare_probabilities, format_comparison, temporal_probabilities
+from fervid.smoothing import evaluate_temporal, temporal_probabilities
 from fervid.train.common import autocast, build_optimizer, cosine_lr, pick_device, set_lr
 
 log = logging.getLogger("fervid")
@@ -83,7 +82,7 @@ def train_stage2(
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start_epoch = state["epoch"] + 1
-        run.truncate_log(state["log_lines"])
+        run.truncate_logs(state["log_lines"])
         log.info("resumed %s after epoch %d", run.path, start_epoch)
 
     temporal = None  # validation predictions of the last epoch (always evaluated)
@@ -100,15 +99,10 @@ def train_stage2(
                 train_store.features, table.has_image, table.label, windows, picked, cfg.window
             )
             features, mask = augment(batch.features, batch.mask, std, cfg, augment_rng)
+            features, mask, labels = features.to(device), mask.to(device), batch.labels.to(device)
             with autocast(config.train.precision, device):
-                logits = model(features.to(device), mask.to(device))
-            loss = window_loss(
-                logits.float(),
-                batch.labels.to(device),
-                mask.to(device),
-                cfg.train_missing,
-                class_weight,
-            )
+                logits = model(features, mask)
+            loss = window_loss(logits.float(), labels, mask, cfg.train_missing, class_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -124,9 +118,7 @@ def train_stage2(
         }
         last = epoch + 1 == cfg.epochs
         if last or (config.train.eval_every and (epoch + 1) % config.train.eval_every == 0):
-            temporal = temporal_probabilities(
-                model, val_store, config.eval.batch_size, device, progress
-            )
+            temporal = temporal_probabilities(model, val_store, config.eval.batch_size, progress)
             metrics = score(prediction_table(val_store.table, *temporal))
             record["val_macro_f1"] = metrics["macro_f1"]
             record["val_per_class_f1"] = metrics["per_class_f1"]
@@ -156,34 +148,16 @@ def train_stage2(
     }
     save_weights(run.path / "model", model.state_dict(), meta)
     out = run.path / "eval" / config.eval.split
-    return evaluate_stage2(model, val_store, out, config, device, progress, temporal)
-
-
-def evaluate_stage2(
-    model: TemporalEncoder,
-    store: FeatureStore,
-    out_dir: Path,
-    config: Config,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-    temporal: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict:
-    """Write the Temporal Encoder's evaluation on ``store`` to ``out_dir`` (as stage 1 does) plus
-    ``comparison.csv``/``.json`` beside the baselines; the metrics with ``comparison`` added.
-    ``temporal``: the model's (probabilities, known) on ``store`` when already computed."""
-    if temporal is None:
-        temporal = temporal_probabilities(model, store, config.eval.batch_size, device, progress)
-    metrics = write_evaluation(out_dir, prediction_table(store.table, *temporal))
-    comparison = compare_probabilities(store, temporal, None, config.temporal.smoothing_windows)
-    atomic_write_text(out_dir / "comparison.csv", comparison.to_csv(index_label="system"))
-    metrics["comparison"] = {
-        "table": json.loads(comparison.to_json(orient="index")),
-        "smoothing_window": comparison.attrs["smoothing_window"],
-        "window_scores": comparison.attrs["window_scores"],
-    }
-    atomic_write_text(out_dir / "comparison.json", json.dumps(metrics["comparison"], indent=2))
-    log.info("validation:\n%s", format_comparison(comparison))
-    return metrics
+    return evaluate_temporal(
+        model,
+        val_store,
+        out,
+        windows=cfg.smoothing_windows,
+        batch_size=config.eval.batch_size,
+        device=device,
+        progress=progress,
+        temporal=temporal,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,16 +210,15 @@ def feature_stats(store: FeatureStore, limit: int = 65_536) -> tuple[np.ndarray,
         raise DataError(store.path, "no frame in this store has a face; nothing to train on")
     rows = rows[np.linspace(0, len(rows) - 1, min(limit, len(rows))).astype(np.int64)]
     values = np.asarray(store.features[rows], dtype=np.float64)
-    return values.mean(axis=0).astype(np.float32), np.maximum(values.std(axis=0), 1e-3).astype(
-        np.float32
-    )
+    std = np.maximum(values.std(axis=0), 1e-3)
+    return values.mean(axis=0).astype(np.float32), std.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
 # Sampling, augmentation, loss
 
 
-def window_weights(windows: Windows, table, cfg: TemporalConfig) -> np.ndarray:
+def window_weights(windows: Windows, table: FrameTable, cfg: TemporalConfig) -> np.ndarray:
     """Drawing weight of each window: 0 without a frame to learn from (an annotated frame, with a
     face unless ``train_missing``, in a window with at least one face); otherwise 1
     (``uniform``) or the mean over its annotated frames of their class's inverse frequency
