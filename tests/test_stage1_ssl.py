@@ -130,3 +130,26 @@ def test_unlabelled_source_errors_name_the_file(tmp_path):
         read_unlabelled_sources([str(broken)], cache_dir=tmp_path / "cache")
     with pytest.raises(DataError, match="not found"):
         read_unlabelled_sources([str(tmp_path / "missing")])
+
+
+def test_external_model_file_as_the_pseudo_labelling_teacher(colour_coded_dataset, tmp_path):
+    """Wiring test: an external teacher that always answers Fear makes every kept
+    pseudo-label Fear; blended half with the EMA teacher it still dominates."""
+    from fervid.checkpoint import save_weights
+    from fervid.config import to_dict
+    from fervid.models.frame import FrameModel
+
+    config = load_config(None, ["model.backbone=test_resnet", "model.input_size=32"])
+    fearful = FrameModel(config.model)
+    with torch.no_grad():
+        fearful.head.weight.zero_()
+        fearful.head.bias.zero_()
+        fearful.head.bias[3] = 20.0
+    teacher = save_weights(tmp_path / "fearful", fearful.state_dict(), {"kind": "frame", "config": to_dict(config)})
+    options = ssl_options(colour_coded_dataset, f"ssl.teacher_model={teacher}", "ssl.threshold=fixed", "ssl.tau=0.5", "ssl.debias_lambda=0")
+    train(load_config(None, options), tmp_path / "run", progress=False)
+    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    assert all(s["mask_rate"] == 1.0 and s["pseudo_histogram"][3] == 1.0 for s in steps)
+    train(load_config(None, [*options, "ssl.teacher_blend=0.6"]), tmp_path / "blend", progress=False)
+    steps = [json.loads(line) for line in (tmp_path / "blend" / "steps.jsonl").read_text().splitlines()]
+    assert all(s["pseudo_histogram"][3] == 1.0 for s in steps)  # 0.6 x 1 + 0.4 x p >= 0.6 > tau

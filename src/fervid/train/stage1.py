@@ -32,6 +32,7 @@ from fervid.evaluate import score, write_evaluation
 from fervid.models.frame import FrameModel
 from fervid.run import RunDir
 from fervid.ssl.objective import PseudoLabelObjective, check_ssl_config
+from fervid.ssl.teachers import build_teacher
 from fervid.train.common import autocast, build_optimizer, cosine_lr, pick_device, set_lr
 from fervid.train.stage1_data import Stage1Data
 
@@ -84,6 +85,9 @@ def train_stage1(
     objective = (
         PseudoLabelObjective(config.ssl, data.num_unlabelled) if config.ssl.enabled else None
     )
+    teacher = (
+        build_teacher(config.ssl, ema.module if ema else None, model, device) if objective else None
+    )
     eval_model = ema.module if cfg.ema and ema is not None else model
     total_steps = cfg.epochs * cfg.steps_per_epoch
     warmup_steps = round(config.optim.warmup_epochs * cfg.steps_per_epoch)
@@ -131,7 +135,6 @@ def train_stage1(
                 else:
                     weak = to_input(unlabelled.images, augment_rng)
                     strong = to_input(unlabelled.strong)
-                    teacher = ema.module if config.ssl.teacher == "ema" else None
                     loss = objective(
                         trained,
                         teacher,
