@@ -28,13 +28,62 @@ def check(root: str | Path, annotations: str | Path | None = None):
     return check_dataset(root, annotations)
 
 
-def train(config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Stage 1 training of the frame model; returns the validation metrics."""
+def train(
+    config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, stage: int = 1
+) -> dict:
+    """Stage 1 (the frame model) or stage 2 (the Temporal Encoder over a feature store);
+    returns the validation metrics (stage 2: with the frame / smoothed / temporal comparison)."""
     from fervid.dist import init_from_environment, is_main
-    from fervid.train.stage1 import train_stage1
 
     init_from_environment()  # joins the process group when started by torchrun
-    return train_stage1(config, run_dir, resume=resume, progress=progress and is_main())
+    progress = progress and is_main()
+    if stage == 2:
+        from fervid.train.stage2 import train_stage2
+
+        return train_stage2(config, run_dir, resume=resume, progress=progress)
+    from fervid.train.stage1 import train_stage1
+
+    return train_stage1(config, run_dir, resume=resume, progress=progress)
+
+
+def features(model: str | Path, config: Config, split: str, out: str | Path, progress: bool = True):
+    """Frame-encoder features of every frame of a split into a memory-mapped store (resumable:
+    rerun to finish a killed extraction)."""
+    from fervid.features import extract_features, split_frames
+
+    table = split_frames(config.data, split)
+    return extract_features(
+        model,
+        table,
+        out,
+        config.eval.batch_size,
+        config.data.workers,
+        config.train.device,
+        progress,
+    )
+
+
+def evaluate_temporal(
+    model: str | Path,
+    store: str | Path,
+    config: Config,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """A Temporal Encoder on an annotated feature store, beside the frame model alone and the
+    moving-average baseline."""
+    from fervid.smoothing import evaluate_temporal as evaluate_store
+
+    path = model_file(model)
+    out = Path(out) if out else path.parent / "eval" / Path(store).name
+    return evaluate_store(
+        path,
+        store,
+        out,
+        windows=config.temporal.smoothing_windows,
+        batch_size=config.eval.batch_size,
+        progress=progress,
+    )
 
 
 def model_file(run_or_model: str | Path) -> Path:
@@ -76,27 +125,61 @@ def evaluate(
 def demo(
     out: str | Path = "fervid-demo", overrides: list[str] | None = None, progress: bool = True
 ) -> dict:
-    """Generate the synthetic dataset if absent, train the default recipe, evaluate."""
+    """The whole method on the synthetic dataset: generate it if absent, stage 1 (the demo recipe:
+    semi-supervised), features, stage 2, evaluation of frame model / moving average / Temporal
+    Encoder, and a packaged model for ``fervid predict``. Each step resumes if interrupted."""
     out = Path(out)
-    config = load_config("demo", [f"data.root={out / 'data'}", *(overrides or [])])
-    started = time.perf_counter()
-    summary = synth(config.data.root, config, progress=progress)
-    generated = time.perf_counter()
-    run_dir = out / "run"
-    metrics = train(
-        config, run_dir, resume=(run_dir / "checkpoints" / "last.pt").exists(), progress=progress
+    run = out / "run"
+    config = load_config(
+        "demo",
+        [
+            f"data.root={out / 'data'}",
+            f"temporal.train_store={run / 'features' / 'train'}",
+            f"temporal.val_store={run / 'features' / 'validation'}",
+            f"temporal.frame_model={run / 'stage1'}",
+            *(overrides or []),
+        ],
     )
-    finished = time.perf_counter()
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name] = time.perf_counter() - clock
+        clock = time.perf_counter()
+
+    summary = synth(config.data.root, config, progress=progress)
+    lap("synth")
+    stage1 = run / "stage1"
+    frame_metrics = train(
+        config, stage1, resume=(stage1 / "checkpoints" / "last.pt").exists(), progress=progress
+    )
+    lap("stage1")
+    for split, store in (
+        ("train", config.temporal.train_store),
+        (config.eval.split, config.temporal.val_store),
+    ):
+        features(stage1, config, split, store, progress=progress)
+    lap("features")
+    stage2 = run / "stage2"
+    metrics = train(
+        config,
+        stage2,
+        resume=(stage2 / "checkpoints" / "last.pt").exists(),
+        progress=progress,
+        stage=2,
+    )
+    lap("stage2")
+    model = export(stage1, run / "fervid_demo_model.safetensors", stage2)
+    seconds["total"] = sum(seconds.values())
     return {
         "data": str(config.data.root),
-        "run": str(run_dir),
+        "run": str(run),
+        "model": str(model),
         "synth_summary": summary,
+        "frame_metrics": frame_metrics,
         "metrics": metrics,
-        "seconds": {
-            "synth": generated - started,
-            "train": finished - generated,
-            "total": finished - started,
-        },
+        "seconds": seconds,
     }
 
 

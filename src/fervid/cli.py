@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="synthetic data -> train -> evaluate, minutes on a CPU")
+    demo = commands.add_parser(
+        "demo",
+        help="synthetic data -> stage 1 -> features -> stage 2 -> evaluation, minutes on a CPU",
+    )
     demo.add_argument(
         "--out", default="fervid-demo", help="folder for data and run (default: fervid-demo)"
     )
@@ -72,7 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crop.add_argument("--every", type=int, default=1, help="crop every N-th frame (default: 1)")
 
-    train = commands.add_parser("train", help="stage 1: train the frame model (supervised or SSL)")
+    train = commands.add_parser(
+        "train", help="train the frame model (stage 1) or the Temporal Encoder (stage 2)"
+    )
+    train.add_argument(
+        "--stage",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="1: frame model (default), 2: Temporal Encoder",
+    )
     train.add_argument(
         "--run-dir", required=True, help="run folder (config, logs, checkpoints, outputs)"
     )
@@ -83,10 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(train, "default")
 
+    features = commands.add_parser(
+        "features", help="frame-encoder features of every frame of a split, to a store"
+    )
+    features.add_argument("--model", required=True, help="stage-1 run folder or frame model file")
+    features.add_argument("--split", default="train", choices=["train", "validation"])
+    features.add_argument(
+        "--out", required=True, help="store folder (rerun to finish a killed extraction)"
+    )
+    add_config_arguments(features, "default")
+
     evaluate = commands.add_parser(
         "evaluate", help="macro F1, per-class F1, confusion matrix, predictions"
     )
-    evaluate.add_argument("--model", required=True, help="run folder or model .safetensors file")
+    evaluate.add_argument(
+        "--model", required=True, help="run folder or model .safetensors file (stage 1 or 2)"
+    )
+    evaluate.add_argument(
+        "--store", help="stage 2: a feature store; reports frame model / moving average / temporal"
+    )
     evaluate.add_argument("--split", default="validation", choices=["train", "validation"])
     evaluate.add_argument("--out", help="output folder (default: <model folder>/eval/<split>)")
     add_config_arguments(evaluate, "default")
@@ -192,14 +219,17 @@ def print_metrics(metrics: dict) -> None:
 
 def cmd_demo(args, progress: bool) -> int:
     result = api.demo(args.out, args.overrides, progress=progress)
-    print_metrics(result["metrics"])
-    seconds = result["seconds"]
+    print("stage 1 frame model:")
+    print_metrics(result["frame_metrics"])
+    print("\nstage 2, validation split (macro F1 and per-class F1):")
+    print(result["metrics"]["comparison"]["text"])
+    seconds = " ".join(f"{name} {value:.0f}s" for name, value in result["seconds"].items())
+    print(f"\ntime: {seconds}")
+    print(f"dataset: {result['data']}")
     print(
-        f"time: synth {seconds['synth']:.0f}s, train+eval {seconds['train']:.0f}s, total {seconds['total']:.0f}s"
+        f"runs:    {result['run']}/stage1, {result['run']}/stage2 (config.yaml, metrics.jsonl, eval/)"
     )
-    print(
-        f"dataset: {result['data']}\nrun:     {result['run']} (config.yaml, metrics.jsonl, model.safetensors, eval/)"
-    )
+    print(f"model:   {result['model']}  (fervid predict VIDEO --model {result['model']})")
     return 0
 
 
@@ -225,14 +255,31 @@ def cmd_data(args, progress: bool) -> int:
 
 def cmd_train(args, progress: bool) -> int:
     config = load_config(args.recipe, args.overrides)
-    print_metrics(api.train(config, args.run_dir, resume=args.resume, progress=progress))
+    metrics = api.train(
+        config, args.run_dir, resume=args.resume, progress=progress, stage=args.stage
+    )
+    print_metrics(metrics)
+    if "comparison" in metrics:
+        print(metrics["comparison"]["text"])
     print(f"run: {args.run_dir}")
     return 0
 
 
 def cmd_evaluate(args, progress: bool) -> int:
     config = load_config(args.recipe, args.overrides)
+    if args.store:
+        metrics = api.evaluate_temporal(args.model, args.store, config, args.out, progress=progress)
+        print_metrics(metrics)
+        print(metrics["comparison"]["text"])
+        return 0
     print_metrics(api.evaluate(args.model, config, args.split, args.out, progress=progress))
+    return 0
+
+
+def cmd_features(args, progress: bool) -> int:
+    config = load_config(args.recipe, args.overrides)
+    store = api.features(args.model, config, args.split, args.out, progress=progress)
+    print(f"store: {store.path} ({len(store.table)} frames, {store.feature_dim} features each)")
     return 0
 
 
@@ -316,6 +363,7 @@ COMMANDS = {
     "data": cmd_data,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
+    "features": cmd_features,
     "plot": cmd_plot,
     "ablate": cmd_ablate,
     "import": cmd_import,
