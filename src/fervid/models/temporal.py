@@ -1,0 +1,287 @@
+"""Stage 2: the Temporal Encoder, a Transformer over windows of per-frame features.
+
+A window is ``T`` consecutive rows of one video in a feature store (rows of a video are sorted
+by frame). Windows at a video's end, and a video shorter than ``T``, are padded to ``T``; padding
+and frames with no face are masked: they are never attended to, but each still gets a
+prediction made from the faces around it (its input is a learned "missing" token plus its
+position). Whole videos are predicted with overlapping windows whose per-frame probabilities
+are averaged (a frame covered by k windows gets the mean of the k predictions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from fervid.config import TemporalConfig
+from fervid.errors import ConfigError, DataError
+from fervid.labels import NUM_CLASSES
+from fervid.registry import Registry
+
+POSITIONAL_ENCODINGS: Registry[nn.Module] = Registry("positional encoding")
+MISSING_MODES = ("context", "neighbours")
+
+
+@POSITIONAL_ENCODINGS.register("sinusoidal")
+class SinusoidalPosition(nn.Module):
+    """Adds the fixed sine/cosine encoding of Vaswani et al. (2017)."""
+
+    def __init__(self, width: int, max_len: int):
+        super().__init__()
+        position = torch.arange(max_len, dtype=torch.float32)[:, None]
+        frequency = torch.exp(torch.arange(0, width, 2) * (-math.log(10_000.0) / width))
+        table = torch.zeros(max_len, width + width % 2)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency)
+        self.register_buffer("table", table[:, :width], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.table[: x.shape[1]].to(x.dtype)
+
+
+@POSITIONAL_ENCODINGS.register("learned")
+class LearnedPosition(nn.Module):
+    """Adds one learned vector per position (windows are at most ``max_len`` long)."""
+
+    def __init__(self, width: int, max_len: int):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(max_len, width))
+        nn.init.trunc_normal_(self.table, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.table[: x.shape[1]].to(x.dtype)
+
+
+class TemporalEncoder(nn.Module):
+    """Frame features (B, T, D) + padding mask (B, T), True = no face or padding -> logits
+    (B, T, 8).
+
+    Features are standardised with ``feature_mean``/``feature_std`` (buffers set from the
+    training store, so they travel with the weights), projected to ``width`` (Linear, LayerNorm,
+    dropout), masked frames replaced by a learned token, positions added, then a
+    ``nn.TransformerEncoder`` whose key padding mask keeps masked frames from influencing others.
+    The standardisation is folded into the projection's weights (one small matrix per call
+    instead of two passes over every feature).
+    """
+
+    def __init__(self, feature_dim: int, config: TemporalConfig, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        if config.width % config.heads:
+            raise ConfigError(
+                f"temporal.width ({config.width}) must be divisible by temporal.heads ({config.heads})"
+            )
+        if config.missing not in MISSING_MODES:
+            raise ConfigError(
+                f"temporal.missing must be one of {MISSING_MODES}, not {config.missing!r}"
+            )
+        self.config = config
+        self.feature_dim = feature_dim
+        self.register_buffer("feature_mean", torch.zeros(feature_dim))
+        self.register_buffer("feature_std", torch.ones(feature_dim))
+        self.input = nn.Linear(feature_dim, config.width)
+        self.input_norm = nn.LayerNorm(config.width)
+        self.input_drop = nn.Dropout(config.input_dropout)
+        self.missing_token = nn.Parameter(torch.zeros(config.width))
+        nn.init.trunc_normal_(self.missing_token, std=0.02)
+        self.position = POSITIONAL_ENCODINGS.build(config.positional, config.width, config.window)
+        layer = nn.TransformerEncoderLayer(
+            config.width,
+            config.heads,
+            config.ffn_width,
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=config.norm_first,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer,
+            config.layers,
+            norm=nn.LayerNorm(config.width) if config.norm_first else None,
+            enable_nested_tensor=False,  # nested tensors would zero the outputs of masked frames
+        )
+        self.head = nn.Linear(config.width, num_classes)
+
+    def set_feature_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Linear((features - mean) / std), LayerNorm, dropout."""
+        weight = self.input.weight / self.feature_std
+        bias = self.input.bias - weight @ self.feature_mean
+        return self.input_drop(self.input_norm(F.linear(features, weight, bias)))
+
+    def forward(self, features: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+        if features.shape[1] > self.config.window:
+            raise ValueError(
+                f"window of {features.shape[1]} frames; this model takes at most {self.config.window}"
+            )
+        x = self.project(features)
+        x = torch.where(padding_mask.unsqueeze(-1), self.missing_token.to(x.dtype), x)
+        x = self.position(x)
+        # In a window with no face at all nothing may be attended to, and a softmax over no keys
+        # is NaN: there, let the (identical) missing tokens attend to each other instead.
+        attend_mask = padding_mask & ~padding_mask.all(dim=1, keepdim=True)
+        return self.head(self.encoder(x, src_key_padding_mask=attend_mask))
+
+
+# ----------------------------------------------------------------------------------------------
+# Windows over the rows of a feature store
+
+
+@dataclass
+class Windows:
+    starts: np.ndarray
+    """int64, first row of each window."""
+    lengths: np.ndarray
+    """int64, rows of the video in each window (<= T); the rest of the window is padding."""
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def make_windows(video_slices: list[slice], size: int, stride: int) -> Windows:
+    """Windows of ``size`` rows every ``stride`` rows within each video, the first at the video's
+    first row, the last the first one reaching its end (padded past it). A video shorter than
+    ``size`` is one padded window. Windows never cross videos."""
+    if size < 1 or stride < 1:
+        raise ConfigError(f"window size and stride must be positive (got {size}, {stride})")
+    starts, lengths = [], []
+    for rows in video_slices:
+        count = rows.stop - rows.start
+        if count <= 0:
+            continue
+        offsets = np.arange(1 + max(0, -(-(count - size) // stride)), dtype=np.int64) * stride
+        starts.append(rows.start + offsets)
+        lengths.append(np.minimum(size, count - offsets))
+    if not starts:
+        return Windows(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return Windows(np.concatenate(starts), np.concatenate(lengths))
+
+
+@dataclass
+class WindowBatch:
+    features: torch.Tensor
+    """float32 (B, T, D); zeros at padding."""
+    mask: torch.Tensor
+    """bool (B, T): True = padding or a frame with no face."""
+    labels: torch.Tensor
+    """int64 (B, T): class, or -1 for unannotated frames and padding."""
+    real: np.ndarray
+    """bool (B, T): a frame of the video (not padding)."""
+    rows: np.ndarray
+    """int64 (B, T): store row of each position (padding repeats the window's first row)."""
+
+
+def gather_windows(
+    features: np.ndarray,
+    has_image: np.ndarray,
+    labels: np.ndarray | None,
+    windows: Windows,
+    chosen: np.ndarray,
+    size: int,
+) -> WindowBatch:
+    """The windows ``chosen`` (indices into ``windows``) read from (memory-mapped) arrays."""
+    starts = windows.starts[chosen][:, None]
+    offsets = np.arange(size)[None, :]
+    real = offsets < windows.lengths[chosen][:, None]
+    rows = np.where(real, starts + offsets, starts)
+    values = np.asarray(features[rows.ravel()], dtype=np.float32).reshape(*rows.shape, -1)
+    values[~real] = 0.0
+    mask = ~(real & has_image[rows])
+    if labels is None:
+        targets = np.full(rows.shape, -1, dtype=np.int64)
+    else:
+        targets = np.where(real, labels[rows], -1).astype(np.int64)
+    return WindowBatch(
+        torch.from_numpy(values), torch.from_numpy(mask), torch.from_numpy(targets), real, rows
+    )
+
+
+class WindowAverager:
+    """Per-row mean of the probabilities of every window position that covers the row."""
+
+    def __init__(self, rows: int, classes: int = NUM_CLASSES):
+        self.sums = np.zeros((rows, classes), dtype=np.float64)
+        self.counts = np.zeros(rows, dtype=np.int64)
+
+    def add(self, probs: np.ndarray, rows: np.ndarray, use: np.ndarray) -> None:
+        """``probs`` (B, T, C) of windows whose positions are store ``rows`` (B, T); only
+        positions where ``use`` is true count."""
+        np.add.at(self.sums, rows[use], probs[use])
+        np.add.at(self.counts, rows[use], 1)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities float32, known): rows no window predicted are zeros and not known."""
+        known = self.counts > 0
+        probs = self.sums / np.maximum(self.counts, 1)[:, None]
+        return probs.astype(np.float32), known
+
+
+@torch.no_grad()
+def predict_windows(
+    model: TemporalEncoder,
+    features: np.ndarray,
+    has_image: np.ndarray,
+    video_slices: list[slice],
+    batch_size: int = 64,
+    stride: int | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row probabilities (rows x 8) and a ``known`` mask for whole videos.
+
+    Windows of ``model.config.window`` rows every ``stride`` (default ``eval_stride``, else
+    T/2) rows; each row gets the mean over the windows covering it. With ``missing="context"``
+    rows with no face are predicted from the faces in their windows; with ``"neighbours"`` they
+    are left unknown (``evaluate.prediction_table`` interpolates them). Rows of windows with no
+    face at all are unknown either way (a video with no face ends up uniform). Runs on the
+    device of the model's parameters."""
+    config = model.config
+    device = model.head.weight.device
+    size = config.window
+    stride = stride or config.eval_stride or max(size // 2, 1)
+    windows = make_windows(video_slices, size, stride)
+    averager = WindowAverager(len(has_image), model.head.out_features)
+    was_training = model.training
+    model.eval()
+    starts = range(0, len(windows), batch_size)
+    for start in tqdm(starts, desc="temporal", unit="batch", leave=False, disable=not progress):
+        chosen = np.arange(start, min(start + batch_size, len(windows)))
+        batch = gather_windows(features, has_image, None, windows, chosen, size)
+        logits = model(batch.features.to(device), batch.mask.to(device))
+        probs = logits.float().softmax(dim=-1).cpu().numpy()
+        mask = batch.mask.numpy()
+        use = batch.real & ~mask.all(axis=1, keepdims=True)
+        if config.missing == "neighbours":
+            use &= ~mask
+        averager.add(probs, batch.rows, use)
+    model.train(was_training)
+    return averager.result()
+
+
+def load_temporal_model(path: str | Path) -> tuple[TemporalEncoder, dict]:
+    """A temporal model written by stage-2 training, and its sidecar metadata (which records
+    the feature width and the frame encoder whose features it was trained on)."""
+    from fervid.checkpoint import load_weights
+    from fervid.config import from_dict
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    state, meta = load_weights(path)
+    if meta.get("kind") != "temporal":
+        raise DataError(
+            path.with_suffix(".json"), f"not a temporal model (kind {meta.get('kind')!r})"
+        )
+    config = from_dict(TemporalConfig, meta["config"]["temporal"], "temporal")
+    model = TemporalEncoder(int(meta["feature_dim"]), config)
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta
