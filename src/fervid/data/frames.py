@@ -95,7 +95,12 @@ class DecodedFrames:
 
 
 def decode_all(
-    table: FrameTable, size: int, workers: int = 2, batch_size: int = 256, desc: str = "decode"
+    table: FrameTable,
+    size: int,
+    workers: int = 2,
+    batch_size: int = 256,
+    desc: str = "decode",
+    progress: bool = True,
 ) -> DecodedFrames:
     """Decode every image of ``table`` once (in parallel workers) into one uint8 tensor."""
     dataset = FrameDataset(table, size)
@@ -107,7 +112,7 @@ def decode_all(
     rows = torch.empty(len(dataset), dtype=torch.int64)
     counter = CorruptImageCounter()
     filled = 0
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         n = len(batch.labels)
         images[filled : filled + n] = batch.images
         labels[filled : filled + n] = batch.labels

@@ -62,7 +62,7 @@ def train_stage1(
     cfg = config.train
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    data = Stage1Data(config)
+    data = Stage1Data(config, progress)
 
     model = FrameModel(config.model).to(device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format

@@ -37,7 +37,7 @@ class Stage1Data:
     image + strong view) and the validation split. Decoded crops stay in memory when they fit
     in ``data.cache_limit_gb``; otherwise DataLoader workers stream them from disk."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, progress: bool = True):
         self.config = config
         data, train, size = config.data, config.train, config.model.input_size
         budget = data.cache_limit_gb if data.cache_images else 0.0
@@ -46,7 +46,9 @@ class Stage1Data:
         self.validation = labelled_split(data, config.eval.split)
         in_memory = fits_in_memory(train_table, size, budget)
         if in_memory:
-            source = decode_all(train_table, size, data.workers, desc="decode train")
+            source = decode_all(
+                train_table, size, data.workers, desc="decode train", progress=progress
+            )
             labels = source.labels.numpy()
             budget -= source.images.numel() / 2**30
         else:
@@ -63,7 +65,9 @@ class Stage1Data:
         pin = torch.cuda.is_available() and train.device != "cpu"
         self.labelled = LabelledBatches(source, self.sampler, train.batch_size, data.workers, pin)
         self.validation_decoded = (
-            decode_all(self.validation, size, data.workers, desc="decode validation")
+            decode_all(
+                self.validation, size, data.workers, desc="decode validation", progress=progress
+            )
             if fits_in_memory(self.validation, size, budget)
             else None
         )
@@ -78,7 +82,7 @@ class Stage1Data:
         if config.ssl.enabled:
             pool = unlabelled_table(config)
             views = UnlabelledViews(
-                decode_all(pool, size, data.workers, desc="decode unlabelled")
+                decode_all(pool, size, data.workers, desc="decode unlabelled", progress=progress)
                 if fits_in_memory(pool, size, budget)
                 else pool,
                 size,
