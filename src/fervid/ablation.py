@@ -52,9 +52,16 @@ def run_ablation(
             run = out / variant / f"seed{seed}"
             metrics_file = run / "eval" / "validation" / "metrics.json"
             if not metrics_file.exists():
-                config = load_config(recipe, [*(overrides or []), *VARIANTS[variant], f"train.seed={seed}"])
+                config = load_config(
+                    recipe, [*(overrides or []), *VARIANTS[variant], f"train.seed={seed}"]
+                )
                 started = time.perf_counter()
-                train(config, run, resume=(run / "checkpoints" / "last.pt").exists(), progress=progress)
+                train(
+                    config,
+                    run,
+                    resume=(run / "checkpoints" / "last.pt").exists(),
+                    progress=progress,
+                )
                 log.info("%s seed %d: %.0f s", variant, seed, time.perf_counter() - started)
             results.setdefault(variant, []).append(json.loads(metrics_file.read_text()))
     table = ablation_table(results)
@@ -69,7 +76,14 @@ def ablation_table(results: dict[str, list[dict]]) -> str:
     lines = [header, "|" + "---|" * (3 + len(CLASS_NAMES))]
     for variant, runs in results.items():
         f1 = np.array([r["macro_f1"] for r in runs])
-        per_class = [np.nanmean([r["per_class_f1"][c] if r["per_class_f1"][c] is not None else np.nan for r in runs]) for c in CLASS_NAMES]
+        per_class = [
+            np.nanmean(
+                [r["per_class_f1"][c] if r["per_class_f1"][c] is not None else np.nan for r in runs]
+            )
+            for c in CLASS_NAMES
+        ]
         cells = " | ".join(f"{v:.3f}" for v in per_class)
-        lines.append(f"| {variant} | {len(runs)} | {f1.mean():.4f} ± {f1.std(ddof=1) if len(f1) > 1 else 0:.4f} | {cells} |")
+        lines.append(
+            f"| {variant} | {len(runs)} | {f1.mean():.4f} ± {f1.std(ddof=1) if len(f1) > 1 else 0:.4f} | {cells} |"
+        )
     return "\n".join(lines) + "\n"

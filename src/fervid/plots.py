@@ -35,10 +35,14 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     epochs = read_jsonl(run / "metrics.jsonl")
     steps = read_jsonl(run / "steps.jsonl")
     if not epochs and not steps:
-        raise DataError(run, "no metrics.jsonl or steps.jsonl here: not a run folder, or nothing logged yet")
+        raise DataError(
+            run, "no metrics.jsonl or steps.jsonl here: not a run folder, or nothing logged yet"
+        )
     panels = 2 + (4 if steps else 0)
     columns = 2
-    figure, axes = plt.subplots((panels + 1) // columns, columns, figsize=(12, 3.2 * ((panels + 1) // columns)))
+    figure, axes = plt.subplots(
+        (panels + 1) // columns, columns, figsize=(12, 3.2 * ((panels + 1) // columns))
+    )
     axes = axes.ravel()
 
     x = [r["epoch"] for r in epochs]
@@ -46,9 +50,20 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     axes[0].set_title("training loss per epoch")
     axes[0].set_xlabel("epoch")
     validated = [r for r in epochs if "val_macro_f1" in r]
-    axes[1].plot([r["epoch"] for r in validated], [r["val_macro_f1"] for r in validated], marker="o", color="black", label="macro F1")
+    axes[1].plot(
+        [r["epoch"] for r in validated],
+        [r["val_macro_f1"] for r in validated],
+        marker="o",
+        color="black",
+        label="macro F1",
+    )
     for name in CLASS_NAMES:
-        axes[1].plot([r["epoch"] for r in validated], [r["val_per_class_f1"][name] or 0 for r in validated], alpha=0.5, label=name)
+        axes[1].plot(
+            [r["epoch"] for r in validated],
+            [r["val_per_class_f1"][name] or 0 for r in validated],
+            alpha=0.5,
+            label=name,
+        )
     axes[1].set_title("validation F1")
     axes[1].set_xlabel("epoch")
     axes[1].legend(fontsize=7, ncol=3)
@@ -58,11 +73,19 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         axes[2].plot(s, [r["mask_rate"] for r in steps], label="mask rate")
         accuracy = [r["pseudo_accuracy"] for r in steps]
         if any(a is not None for a in accuracy):
-            axes[2].plot(s, [np.nan if a is None else a for a in accuracy], label="pseudo-label accuracy (kept)")
+            axes[2].plot(
+                s,
+                [np.nan if a is None else a for a in accuracy],
+                label="pseudo-label accuracy (kept)",
+            )
         axes[2].set_title("pseudo-labels")
         axes[2].set_ylim(0, 1)
         axes[2].legend(fontsize=8)
-        for panel, key, title in ((3, "pseudo_histogram", "pseudo-label class share (kept)"), (4, "thresholds", "per-class threshold"), (5, "p_hat", "p_hat (DebiasPL prior)")):
+        for panel, key, title in (
+            (3, "pseudo_histogram", "pseudo-label class share (kept)"),
+            (4, "thresholds", "per-class threshold"),
+            (5, "p_hat", "p_hat (DebiasPL prior)"),
+        ):
             values = np.array([r[key] for r in steps])
             for k, name in enumerate(CLASS_NAMES):
                 axes[panel].plot(s, values[:, k], label=name)

@@ -57,7 +57,9 @@ class FrameModel(nn.Module):
         images = crops.float().div_(255) if crops.dtype == torch.uint8 else crops
         if images.shape[-1] != self.input_size or images.shape[-2] != self.input_size:
             size = (self.input_size, self.input_size)
-            images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
+            images = F.interpolate(
+                images, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
         return self.normalize(images)
 
     @torch.no_grad()
