@@ -1,6 +1,6 @@
 import pytest
 
-from fervid.config import Config, load_config, recipe_path, to_dict
+from fervid.config import RECIPE_DIR, Config, load_config, recipe_path, to_dict
 from fervid.errors import ConfigError
 
 
@@ -53,3 +53,15 @@ def test_recipe_file_with_unknown_key(tmp_path):
 def test_unknown_recipe_lists_packaged_ones():
     with pytest.raises(ConfigError, match="demo"):
         recipe_path("nonexistent_recipe")
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+def test_every_packaged_recipe_resolves_and_builds_its_model(recipe):
+    import torch
+
+    from fervid.models.frame import FrameModel
+
+    config = load_config(recipe, ["model.pretrained=false"])
+    model = FrameModel(config.model).eval()
+    size = config.model.input_size
+    assert model(torch.zeros(1, 3, size, size)).shape == (1, 8)

@@ -30,12 +30,7 @@ class FrameModel(nn.Module):
 
     def __init__(self, config: ModelConfig, num_classes: int = NUM_CLASSES):
         super().__init__()
-        try:
-            self.backbone = timm.create_model(
-                config.backbone, pretrained=config.pretrained, num_classes=0
-            )
-        except RuntimeError as error:  # timm: "Unknown model (...)"
-            raise ConfigError(f"model.backbone: {error}") from None
+        self.backbone = create_backbone(config)
         self.input_size = config.input_size
         self.num_features = feature_dim(self.backbone, config.input_size)
         self.head_drop = nn.Dropout(config.drop_rate)
@@ -72,6 +67,19 @@ class FrameModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.head_drop(self.features(images)))
+
+
+def create_backbone(config: ModelConfig) -> nn.Module:
+    """A timm model without classifier. Models with a fixed input size (ViTs) are built for
+    ``input_size`` (timm resizes pretrained position embeddings)."""
+    options = {"pretrained": config.pretrained, "num_classes": 0}
+    try:
+        try:
+            return timm.create_model(config.backbone, img_size=config.input_size, **options)
+        except TypeError:  # convolutional models take no img_size
+            return timm.create_model(config.backbone, **options)
+    except RuntimeError as error:  # timm: "Unknown model (...)"
+        raise ConfigError(f"model.backbone: {error}") from None
 
 
 def feature_dim(backbone: nn.Module, input_size: int) -> int:
