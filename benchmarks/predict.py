@@ -33,7 +33,9 @@ from fervid.video.align import align_faces
 from fervid.video.decode import read_frames
 from fervid.video.detect import build_detector
 
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "WolfgangLanger_Pexels.mp4"
+DEFAULT_VIDEO = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "WolfgangLanger_Pexels.mp4"
+)
 
 
 def default_architecture_model(folder: Path) -> Path:
@@ -122,15 +124,23 @@ def peak_memory(video: Path, model: Path, every: int) -> dict:
         f"r = p.run({str(video)!r})\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, r.summary['frames_decoded'], time.perf_counter() - t)\n"
     )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     return {"peak_rss_mib": float(output[0]), "frames": int(output[1]), "seconds": float(output[2])}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--lengths", default="30,120", help="seconds of generated video for the memory curve")
-    parser.add_argument("--every", type=int, default=4, help="frame step for the memory runs (keeps them short)")
+    parser.add_argument(
+        "--lengths", default="30,120", help="seconds of generated video for the memory curve"
+    )
+    parser.add_argument(
+        "--every", type=int, default=4, help="frame step for the memory runs (keeps them short)"
+    )
     parser.add_argument("--out", default="benchmarks/out/predict.json")
     args = parser.parse_args()
     if not args.video.exists():
@@ -152,7 +162,9 @@ def main() -> None:
             video = make_video(scratch / f"long_{seconds}s.mp4", seconds)
             point = {"video_seconds": seconds, **peak_memory(video, model, args.every)}
             curve.append(point)
-            print(f"{seconds:5d} s video: peak RSS {point['peak_rss_mib']:.0f} MiB ({point['frames']} frames decoded, every {args.every})")
+            print(
+                f"{seconds:5d} s video: peak RSS {point['peak_rss_mib']:.0f} MiB ({point['frames']} frames decoded, every {args.every})"
+            )
             video.unlink()
         results["memory_curve"] = curve
         results["own_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -59,14 +59,18 @@ def bench_loader(root: Path, workers: int, batch: int, limit: int) -> dict:
     table = read_split(root, "train").with_images()
     table = table.select(np.arange(min(limit, len(table))))
     paths = [table.image_path(i) for i in range(len(table))]
-    decode = DataLoader(DecodeOnly(paths), batch_size=batch, num_workers=workers, collate_fn=lambda x: x)
+    decode = DataLoader(
+        DecodeOnly(paths), batch_size=batch, num_workers=workers, collate_fn=lambda x: x
+    )
     started = time.perf_counter()
     decoded = sum(len(b) for b in decode)
     raw = rate(decoded, time.perf_counter() - started)
 
     dataset = FrameDataset(table, 112)
     sampler = ClassBalancedSampler(table.label, len(table), seed=0)
-    loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate_frames)
+    loader = DataLoader(
+        dataset, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate_frames
+    )
     generator = torch.Generator().manual_seed(0)
     started = time.perf_counter()
     seen = 0
@@ -74,7 +78,14 @@ def bench_loader(root: Path, workers: int, batch: int, limit: int) -> dict:
         weak_augment(item.images, generator)
         seen += len(item.labels)
     loaded = rate(seen, time.perf_counter() - started)
-    return {"images": decoded, "workers": workers, "raw_decode_per_s": raw, "loader_per_s": loaded, "ratio": loaded / raw, "target": 0.70}
+    return {
+        "images": decoded,
+        "workers": workers,
+        "raw_decode_per_s": raw,
+        "loader_per_s": loaded,
+        "ratio": loaded / raw,
+        "target": 0.70,
+    }
 
 
 def step_inputs(model: FrameModel, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +132,16 @@ def full_step_rate(config, steps: int, ssl: bool) -> tuple[float, int]:
         else:
             u = next(unlabelled)
             weak = model.normalize(weak_augment(u.images, generator))
-            loss = objective(model, ema.module, images, batch.labels, weak, model.normalize(u.strong), u.indices, u.truth)
+            loss = objective(
+                model,
+                ema.module,
+                images,
+                batch.labels,
+                weak,
+                model.normalize(u.strong),
+                u.indices,
+                u.truth,
+            )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -148,8 +168,12 @@ def bench_strong(count: int = 400) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="an Aff-Wild2-layout dataset (default: a small generated one)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", help="an Aff-Wild2-layout dataset (default: a small generated one)"
+    )
     parser.add_argument("--out", default="benchmarks/out/stage1.json")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
@@ -161,23 +185,52 @@ def main() -> None:
             generate(root, tiny_config(frames_min=150, frames_max=250), progress=False)
         results = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
         results["loader"] = bench_loader(root, args.workers, 64, 3000)
-        print(f"loader: {results['loader']['loader_per_s']:.0f} img/s vs raw decode {results['loader']['raw_decode_per_s']:.0f} img/s -> {results['loader']['ratio']:.0%} (target 70%)")
+        print(
+            f"loader: {results['loader']['loader_per_s']:.0f} img/s vs raw decode {results['loader']['raw_decode_per_s']:.0f} img/s -> {results['loader']['ratio']:.0%} (target 70%)"
+        )
 
-        common = [f"data.root={root}", f"data.workers={args.workers}", "train.batch_size=64", "ssl.mu=2"]
+        common = [
+            f"data.root={root}",
+            f"data.workers={args.workers}",
+            "train.batch_size=64",
+            "ssl.mu=2",
+        ]
         supervised = load_config("default", common)
         full, per_step = full_step_rate(supervised, args.steps, ssl=False)
         bare = forward_backward_rate(supervised, per_step, args.steps)
-        results["train_step"] = {"model": supervised.model.backbone, "input": supervised.model.input_size, "batch": per_step, "full_step_per_s": full, "forward_backward_per_s": bare, "ratio": full / bare, "target": 0.80}
-        print(f"train step: {full:.0f} img/s vs forward+backward {bare:.0f} img/s -> {full / bare:.0%} (target 80%)")
+        results["train_step"] = {
+            "model": supervised.model.backbone,
+            "input": supervised.model.input_size,
+            "batch": per_step,
+            "full_step_per_s": full,
+            "forward_backward_per_s": bare,
+            "ratio": full / bare,
+            "target": 0.80,
+        }
+        print(
+            f"train step: {full:.0f} img/s vs forward+backward {bare:.0f} img/s -> {full / bare:.0%} (target 80%)"
+        )
 
-        ssl = load_config("default", [*common, "ssl.enabled=true", "ssl.threshold=flex", "ssl.debias_lambda=0.5"])
+        ssl = load_config(
+            "default", [*common, "ssl.enabled=true", "ssl.threshold=flex", "ssl.debias_lambda=0.5"]
+        )
         full, per_step = full_step_rate(ssl, args.steps, ssl=True)
         bare = forward_backward_rate(ssl, per_step, args.steps)
-        results["ssl_step"] = {"images_per_step": per_step, "full_step_per_s": full, "forward_backward_per_s": bare, "ratio": full / bare, "target": 0.75}
-        print(f"ssl step: {full:.0f} img/s vs forward+backward {bare:.0f} img/s -> {full / bare:.0%} (target 75%)")
+        results["ssl_step"] = {
+            "images_per_step": per_step,
+            "full_step_per_s": full,
+            "forward_backward_per_s": bare,
+            "ratio": full / bare,
+            "target": 0.75,
+        }
+        print(
+            f"ssl step: {full:.0f} img/s vs forward+backward {bare:.0f} img/s -> {full / bare:.0%} (target 75%)"
+        )
 
         results["strong_augment"] = bench_strong()
-        print(f"strong augmentation: {results['strong_augment']['views_per_s_per_core_112px']:.0f} views/s per core at 112 px")
+        print(
+            f"strong augmentation: {results['strong_augment']['views_per_s_per_core_112px']:.0f} views/s per core at 112 px"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"written: {args.out}")

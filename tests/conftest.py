@@ -52,11 +52,15 @@ def write_colour_coded_affwild2(
         name = f"pool_{v:02d}"
         labels = rng.integers(0, 8, frames)
         (pool / "truth").mkdir(parents=True, exist_ok=True)
-        (pool / "truth" / f"{name}.txt").write_text(ABAW_HEADER + "\n" + "\n".join(map(str, labels)) + "\n")
+        (pool / "truth" / f"{name}.txt").write_text(
+            ABAW_HEADER + "\n" + "\n".join(map(str, labels)) + "\n"
+        )
         crop_dir = pool / "cropped_aligned" / name
         crop_dir.mkdir(parents=True, exist_ok=True)
         for frame in range(1, frames + 1):
-            pixels = np.clip(tints[labels[frame - 1]] + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+            pixels = np.clip(
+                tints[labels[frame - 1]] + rng.normal(0, 40, (32, 32, 3)), 0, 255
+            ).astype(np.uint8)
             Image.fromarray(pixels).save(crop_dir / f"{frame:05d}.jpg", quality=90)
     return root
 

@@ -13,9 +13,16 @@ SCRIPT = Path(__file__).parent / "distributed" / "ssl_statistics.py"
 
 def run_torchrun(processes: int, out: Path, threshold: str) -> None:
     command = [
-        sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
-        "--master-port=0", "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0",
-        str(SCRIPT), str(out), threshold,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={processes}",
+        "--master-port=0",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        str(SCRIPT),
+        str(out),
+        threshold,
     ]
     subprocess.run(command, check=True, timeout=240, capture_output=True)
 

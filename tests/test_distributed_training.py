@@ -13,8 +13,16 @@ from .test_stage1_ssl import SSL
 
 def torchrun(processes: int, *args: str) -> subprocess.CompletedProcess:
     command = [
-        sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
-        "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0", "-m", "fervid", "-q", *args,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={processes}",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        "-m",
+        "fervid",
+        "-q",
+        *args,
     ]
     return subprocess.run(command, timeout=300, capture_output=True, text=True)
 
@@ -39,8 +47,20 @@ def test_resume_with_another_world_size_is_refused(colour_coded_dataset, tmp_pat
     options = [f"data.root={colour_coded_dataset}", *SSL, "train.epochs=1"]
     assert torchrun(2, "train", "--run-dir", str(run), *options).returncode == 0
     result = subprocess.run(
-        [sys.executable, "-m", "fervid", "-q", "train", "--run-dir", str(run), "--resume", *options],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "fervid",
+            "-q",
+            "train",
+            "--run-dir",
+            str(run),
+            "--resume",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 2
     assert "written by 2 processes" in result.stderr
@@ -56,9 +76,19 @@ def test_mismatched_configs_across_ranks_are_detected(colour_coded_dataset, tmp_
         "sys.exit(main(sys.argv[1:] + ['train.seed=' + os.environ['RANK']]))\n"
     )
     command = [
-        sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
-        "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0", str(script),
-        "-q", "train", "--run-dir", str(tmp_path / "run"), f"data.root={colour_coded_dataset}", *SSL,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={processes}",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        str(script),
+        "-q",
+        "train",
+        "--run-dir",
+        str(tmp_path / "run"),
+        f"data.root={colour_coded_dataset}",
+        *SSL,
     ]
     result = subprocess.run(command, timeout=300, capture_output=True, text=True)
     assert result.returncode != 0

@@ -44,11 +44,15 @@ def write_video(path, frames=12, size=(64, 48), codec="libx264", fps=10):
 
 def test_real_video_every_output(shared_data, random_weights_model, tmp_path):
     video = shared_data / "WolfgangLanger_Pexels.mp4"
-    results, errors = predict([video], random_weights_model, tmp_path, annotate=True, options=PredictOptions(every=3))
+    results, errors = predict(
+        [video], random_weights_model, tmp_path, annotate=True, options=PredictOptions(every=3)
+    )
     assert errors == []
     table = pd.read_parquet(tmp_path / "WolfgangLanger_Pexels.parquet")
     assert list(table.columns) == COLUMNS
-    assert table[schema.FRAME].min() == 1 and table[schema.FRAME].max() >= 466  # every frame labelled
+    assert (
+        table[schema.FRAME].min() == 1 and table[schema.FRAME].max() >= 466
+    )  # every frame labelled
     assert table[schema.FRAME].is_unique  # one face, one track
     assert table["detected"].sum() == pytest.approx(len(table) / 3, abs=2)
     np.testing.assert_allclose(table[schema.PROB_COLUMNS].sum(axis=1), 1.0, atol=1e-4)
@@ -73,7 +77,10 @@ def test_images_and_folders(shared_data, random_weights_model, tmp_path):
     assert len(by_name["single_face.jpg"]) == 1
 
 
-@pytest.mark.parametrize(("suffix", "codec"), [(".mp4", "libx264"), (".avi", "mpeg4"), (".mkv", "libx264"), (".mov", "mpeg4")])
+@pytest.mark.parametrize(
+    ("suffix", "codec"),
+    [(".mp4", "libx264"), (".avi", "mpeg4"), (".mkv", "libx264"), (".mov", "mpeg4")],
+)
 def test_containers_without_faces_give_empty_tables(random_weights_model, tmp_path, suffix, codec):
     video = write_video(tmp_path / f"noise{suffix}", codec=codec)
     prediction = Predictor(random_weights_model).run(video)
@@ -82,13 +89,27 @@ def test_containers_without_faces_give_empty_tables(random_weights_model, tmp_pa
     assert prediction.summary["tracks"] == []
 
 
-def test_bad_inputs_fail_alone_and_the_others_complete(shared_data, random_weights_model, tmp_path, capsys):
+def test_bad_inputs_fail_alone_and_the_others_complete(
+    shared_data, random_weights_model, tmp_path, capsys
+):
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     empty = tmp_path / "empty.mp4"
     empty.touch()
     good = shared_data / "single_face.jpg"
-    code = main(["-q", "predict", str(text), str(empty), str(good), "--model", str(random_weights_model), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "-q",
+            "predict",
+            str(text),
+            str(empty),
+            str(good),
+            "--model",
+            str(random_weights_model),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "notes.mp4" in err and "empty.mp4" in err
@@ -133,8 +154,14 @@ def test_synthetic_model_warns(random_weights_model, tmp_path, caplog):
     root = tmp_path / "synthroot"
     root.mkdir()
     (root / "synth.json").write_text("{}")
-    config = load_config(None, ["model.backbone=test_resnet", "model.input_size=32", f"data.root={root}"])
-    path = save_weights(tmp_path / "synthetic", FrameModel(config.model).state_dict(), {"kind": "frame", "config": to_dict(config)})
+    config = load_config(
+        None, ["model.backbone=test_resnet", "model.input_size=32", f"data.root={root}"]
+    )
+    path = save_weights(
+        tmp_path / "synthetic",
+        FrameModel(config.model).state_dict(),
+        {"kind": "frame", "config": to_dict(config)},
+    )
     with caplog.at_level("WARNING", logger="fervid"):
         Predictor(path)
     assert "synthetic" in caplog.text

@@ -32,7 +32,9 @@ def test_wolfgang_is_sad_then_happy_and_smoothing_reduces_flips(shared_data, fer
     assert flips(smoothed["label"]) < flips(frame_by_frame["label"])
 
 
-def test_predict_without_model_uses_the_installed_real_face_model(shared_data, fer_model, tmp_path, monkeypatch, caplog):
+def test_predict_without_model_uses_the_installed_real_face_model(
+    shared_data, fer_model, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setenv("FERVID_HOME", str(tmp_path / "home"))
     installed = install(fer_model, "fer_mini_xception")
     with caplog.at_level("INFO", logger="fervid"):

@@ -15,7 +15,9 @@ def probs_of(rows):
 
 def test_registry_builds_every_policy_by_name():
     assert THRESHOLDS.names() == ["fixed", "flex", "free"]
-    assert isinstance(THRESHOLDS.build("flex", num_classes=3, num_unlabelled=5, tau=0.9), FlexThreshold)
+    assert isinstance(
+        THRESHOLDS.build("flex", num_classes=3, num_unlabelled=5, tau=0.9), FlexThreshold
+    )
 
 
 @pytest.mark.parametrize("tau", [0.0, 1.0, 1.5, -0.1])
@@ -26,7 +28,9 @@ def test_tau_outside_open_unit_interval_is_rejected(tau):
 
 def test_fixed_threshold():
     policy = FixedThreshold(3, 10, tau=0.8)
-    mask = policy.mask(probs_of([[0.9, 0.05, 0.05], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8]]), torch.arange(3))
+    mask = policy.mask(
+        probs_of([[0.9, 0.05, 0.05], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8]]), torch.arange(3)
+    )
     assert mask.tolist() == [1.0, 0.0, 1.0]
     assert policy.thresholds().tolist() == pytest.approx([0.8] * 3)
 
@@ -100,7 +104,9 @@ def test_debias_marginal_loss_uses_log_p_hat():
     logits = torch.randn(5, 3)
     labels = torch.tensor([0, 1, 2, 0, 1])
     mask = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0])
-    expected = (F.cross_entropy(logits + 0.7 * torch.log(debias.p_hat), labels, reduction="none") * mask).mean()
+    expected = (
+        F.cross_entropy(logits + 0.7 * torch.log(debias.p_hat), labels, reduction="none") * mask
+    ).mean()
     torch.testing.assert_close(debias.unlabelled_loss(logits, labels, mask), expected)
 
 

@@ -40,11 +40,18 @@ def ssl_options(root, *extra):
 
 def test_ssl_run_logs_pseudo_label_statistics(colour_coded_dataset, tmp_path):
     train(load_config(None, ssl_options(colour_coded_dataset)), tmp_path / "run", progress=False)
-    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()
+    ]
     assert [s["step"] for s in steps] == [3, 6, 9, 12]
     for record in steps:
         assert 0.0 <= record["mask_rate"] <= 1.0
-        assert len(record["pseudo_histogram"]) == len(record["thresholds"]) == len(record["p_hat"]) == 8
+        assert (
+            len(record["pseudo_histogram"])
+            == len(record["thresholds"])
+            == len(record["p_hat"])
+            == 8
+        )
         assert record["pseudo_accuracy_all"] is not None  # the pool ships its truth
         assert sum(record["p_hat"]) == pytest.approx(1.0, abs=1e-4)
     assert steps[-1]["p_hat"] != [0.125] * 8  # p_hat moved away from uniform
@@ -67,11 +74,15 @@ def test_ssl_resume_restores_teacher_thresholds_and_p_hat(colour_coded_dataset, 
     final_full = load_state(tmp_path / "full" / "checkpoints" / "last.pt")["objective"]
     final_resumed = load_state(killed / "checkpoints" / "last.pt")["objective"]
     torch.testing.assert_close(final_full["debias"]["p_hat"], final_resumed["debias"]["p_hat"])
-    assert torch.equal(final_full["threshold"]["selected_label"], final_resumed["threshold"]["selected_label"])
+    assert torch.equal(
+        final_full["threshold"]["selected_label"], final_resumed["threshold"]["selected_label"]
+    )
 
 
 def test_labelled_batches_stay_class_uniform_under_ssl(colour_coded_dataset):
-    config = load_config(None, ssl_options(colour_coded_dataset, "train.steps_per_epoch=200", "train.batch_size=32"))
+    config = load_config(
+        None, ssl_options(colour_coded_dataset, "train.steps_per_epoch=200", "train.batch_size=32")
+    )
     data = Stage1Data(config)
     drawn = torch.cat([batch.labels for batch in data.labelled])
     shares = torch.bincount(drawn, minlength=8).float() / len(drawn)
@@ -84,11 +95,20 @@ def test_labelled_batches_stay_class_uniform_under_ssl(colour_coded_dataset):
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("ssl.mu=0", "ssl.mu"), ("ssl.tau=1.5", "ssl.tau"), ("ssl.tau=0", "ssl.tau"), ("ssl.teacher=oracle", "ssl.teacher")],
+    [
+        ("ssl.mu=0", "ssl.mu"),
+        ("ssl.tau=1.5", "ssl.tau"),
+        ("ssl.tau=0", "ssl.tau"),
+        ("ssl.teacher=oracle", "ssl.teacher"),
+    ],
 )
 def test_bad_ssl_config_is_rejected(colour_coded_dataset, tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
-        train(load_config(None, ssl_options(colour_coded_dataset, override)), tmp_path / "run", progress=False)
+        train(
+            load_config(None, ssl_options(colour_coded_dataset, override)),
+            tmp_path / "run",
+            progress=False,
+        )
 
 
 def test_ssl_without_any_unlabelled_source_says_so(colour_coded_dataset, tmp_path):
@@ -108,10 +128,14 @@ def test_unlabelled_sources_mix_folders_of_odd_images_and_videos(tmp_path):
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for i in range(20):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.full((48, 64, 3), i * 10, np.uint8), format="rgb24"
+            )
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    table = read_unlabelled_sources([str(tmp_path / "faces"), str(video)], cache_dir=tmp_path / "cache")
+    table = read_unlabelled_sources(
+        [str(tmp_path / "faces"), str(video)], cache_dir=tmp_path / "cache"
+    )
     assert len(table) == 3 + 4  # three images, every 5th of 20 video frames
     assert (table.label == -1).all()
     from fervid.data.frames import load_crop
@@ -145,11 +169,25 @@ def test_external_model_file_as_the_pseudo_labelling_teacher(colour_coded_datase
         fearful.head.weight.zero_()
         fearful.head.bias.zero_()
         fearful.head.bias[3] = 20.0
-    teacher = save_weights(tmp_path / "fearful", fearful.state_dict(), {"kind": "frame", "config": to_dict(config)})
-    options = ssl_options(colour_coded_dataset, f"ssl.teacher_model={teacher}", "ssl.threshold=fixed", "ssl.tau=0.5", "ssl.debias_lambda=0")
+    teacher = save_weights(
+        tmp_path / "fearful", fearful.state_dict(), {"kind": "frame", "config": to_dict(config)}
+    )
+    options = ssl_options(
+        colour_coded_dataset,
+        f"ssl.teacher_model={teacher}",
+        "ssl.threshold=fixed",
+        "ssl.tau=0.5",
+        "ssl.debias_lambda=0",
+    )
     train(load_config(None, options), tmp_path / "run", progress=False)
-    steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()
+    ]
     assert all(s["mask_rate"] == 1.0 and s["pseudo_histogram"][3] == 1.0 for s in steps)
-    train(load_config(None, [*options, "ssl.teacher_blend=0.6"]), tmp_path / "blend", progress=False)
-    steps = [json.loads(line) for line in (tmp_path / "blend" / "steps.jsonl").read_text().splitlines()]
+    train(
+        load_config(None, [*options, "ssl.teacher_blend=0.6"]), tmp_path / "blend", progress=False
+    )
+    steps = [
+        json.loads(line) for line in (tmp_path / "blend" / "steps.jsonl").read_text().splitlines()
+    ]
     assert all(s["pseudo_histogram"][3] == 1.0 for s in steps)  # 0.6 x 1 + 0.4 x p >= 0.6 > tau

@@ -17,7 +17,14 @@ def main(out: str, threshold: str) -> None:
     init_from_environment()
     torch.manual_seed(0)  # the same model and data on every process
     model, teacher = torch.nn.Linear(FEATURES, 8), torch.nn.Linear(FEATURES, 8)
-    config = SSLConfig(enabled=True, threshold=threshold, tau=0.3, debias_lambda=0.5, debias_momentum=0.7, free_momentum=0.7)
+    config = SSLConfig(
+        enabled=True,
+        threshold=threshold,
+        tau=0.3,
+        debias_lambda=0.5,
+        debias_momentum=0.7,
+        free_momentum=0.7,
+    )
     objective = PseudoLabelObjective(config, num_unlabelled=POOL)
     share = GLOBAL_BATCH // world_size()
     mine = slice(rank() * share, (rank() + 1) * share)
@@ -26,7 +33,16 @@ def main(out: str, threshold: str) -> None:
         labels = torch.randint(0, 8, (GLOBAL_BATCH,))
         indices = torch.randperm(POOL)[:GLOBAL_BATCH]
         truth = torch.randint(0, 8, (GLOBAL_BATCH,))
-        objective(model, teacher, labelled[mine], labels[mine], weak[mine], strong[mine], indices[mine], truth[mine])
+        objective(
+            model,
+            teacher,
+            labelled[mine],
+            labels[mine],
+            weak[mine],
+            strong[mine],
+            indices[mine],
+            truth[mine],
+        )
     result = {
         "p_hat": objective.debias.p_hat.tolist(),
         "thresholds": objective.threshold.thresholds().tolist(),
