@@ -82,7 +82,9 @@ def test_missing_images_and_unannotated_runs(tiny):
     for path in annotation_files(root):
         labels = np.array(read_labels(path))
         folder = root / "cropped_aligned" / path.stem
-        has_image = np.array([(folder / f"{i:05d}.jpg").exists() for i in range(1, len(labels) + 1)])
+        has_image = np.array(
+            [(folder / f"{i:05d}.jpg").exists() for i in range(1, len(labels) + 1)]
+        )
         missing_annotated += int((~has_image & (labels >= 0)).sum())
         unannotated = labels < 0
         # A run of -1 at one end and one strictly inside every labelled video.
@@ -92,7 +94,9 @@ def test_missing_images_and_unannotated_runs(tiny):
         inside[len(labels) - np.argmax(~unannotated[::-1]) :] = False
         assert inside.any(), path.name
     assert missing_annotated > 0
-    reported = sum(summary["splits"][s]["annotated_frames_without_image"] for s in ("train", "validation"))
+    reported = sum(
+        summary["splits"][s]["annotated_frames_without_image"] for s in ("train", "validation")
+    )
     assert reported == missing_annotated
 
 
@@ -104,13 +108,19 @@ def test_two_person_videos_have_left_and_right_folders(tiny):
     for base in lefts:
         assert f"{base}_right" in folders and base not in folders
         split = TRAIN if (root / TRAIN / f"{base}_left.txt").exists() else VALIDATION
-        left, right = read_labels(root / split / f"{base}_left.txt"), read_labels(root / split / f"{base}_right.txt")
+        left, right = (
+            read_labels(root / split / f"{base}_left.txt"),
+            read_labels(root / split / f"{base}_right.txt"),
+        )
         assert len(left) == len(right) and left != right
 
 
 def test_splits_share_no_identity_and_every_class_is_present():
     videos, _ = make_plan(SynthConfig())
-    people = {split: {t.identity for v in videos if v.split == split for t in v.tracks} for split in ("train", "validation", "unlabelled")}
+    people = {
+        split: {t.identity for v in videos if v.split == split for t in v.tracks}
+        for split in ("train", "validation", "unlabelled")
+    }
     assert not people["train"] & people["validation"]
     assert not (people["train"] | people["validation"]) & people["unlabelled"]
     for video in videos:
@@ -157,7 +167,14 @@ def test_same_seed_gives_identical_files_for_any_worker_count(tiny, tmp_path):
 
 
 def test_complete_dataset_is_reused_and_incomplete_one_regenerated(tmp_path):
-    config = tiny_config(train_videos=1, validation_videos=1, unlabelled_videos=1, scene_videos=0, frames_min=20, frames_max=20)
+    config = tiny_config(
+        train_videos=1,
+        validation_videos=1,
+        unlabelled_videos=1,
+        scene_videos=0,
+        frames_min=20,
+        frames_max=20,
+    )
     out = tmp_path / "data"
     first = generate(out, config, progress=False)
     assert "reused" not in first
@@ -225,7 +242,9 @@ def test_scene_frame_places_landmarks_by_position_scale_and_rotation():
     np.testing.assert_allclose(face.landmarks, expected, atol=1e-3)
     # Counter-clockwise rotation: the image-right eye is higher than the image-left one.
     assert face.landmarks[1, 1] < face.landmarks[0, 1] - 20
-    assert (face.box[:2] <= face.landmarks.min(0)).all() and (face.box[2:] >= face.landmarks.max(0)).all()
+    assert (face.box[:2] <= face.landmarks.min(0)).all() and (
+        face.box[2:] >= face.landmarks.max(0)
+    ).all()
 
 
 def test_action_units_move_the_face_as_facs_describes():
@@ -237,7 +256,10 @@ def test_action_units_move_the_face_as_facs_describes():
     frown[AU["lip_corner_depress"]] = 1.0
     from fervid.data.synth.faces import face_shapes
 
-    corners = {name: face_shapes(person, aus).landmarks[3:, 1].mean() for name, aus in (("smile", smile), ("frown", frown), ("neutral", None))}
+    corners = {
+        name: face_shapes(person, aus).landmarks[3:, 1].mean()
+        for name, aus in (("smile", smile), ("frown", frown), ("neutral", None))
+    }
     assert corners["smile"] < corners["neutral"] - 3 < corners["frown"] - 6
     assert neutral.shape == (5, 2)
     rng = np.random.default_rng(0)

@@ -16,11 +16,11 @@ from typing import Any
 class SynthConfig:
     seed: int = 0
     """Seed of everything; the same seed gives byte-identical files."""
-    train_identities: int = 16
+    train_identities: int = 24
     """People in the labelled train split (no person is in two splits)."""
-    validation_identities: int = 6
+    validation_identities: int = 9
     """People in the validation split."""
-    unlabelled_identities: int = 8
+    unlabelled_identities: int = 12
     """People in the unlabelled pool (nobody from the labelled splits)."""
     train_videos: int = 24
     """Source videos of the train split; a two-person video gives two annotated folders."""
@@ -39,26 +39,26 @@ class SynthConfig:
     )
     """Target share of frames per class (Neutral..Other), roughly Aff-Wild2's train split."""
     min_events_per_class: int = 2
-    """Every class gets at least this many events in each labelled split."""
+    """Every class gets at least this many events in each split (when it has enough events)."""
     neutral_frames: int = 60
     """Mean length of a neutral stretch between events."""
     apex_frames: int = 45
     """Mean length of an event's apex (the held expression)."""
-    ramp_frames: int = 14
+    ramp_frames: int = 12
     """Mean length of an event's onset and of its offset; labelled with the event's class."""
-    weak_event_fraction: float = 0.25
-    """Share of events whose peak intensity is weak (0.2-0.45 instead of 0.55-1)."""
-    au_noise: float = 0.08
+    weak_event_fraction: float = 0.2
+    """Share of events whose peak intensity is weak (0.25-0.5 instead of 0.6-1)."""
+    au_noise: float = 0.1
     """Standard deviation of per-frame white noise added to every action unit."""
-    au_drift: float = 0.12
+    au_drift: float = 0.05
     """Standard deviation of slow (about 1 s) random drift of every action unit."""
-    identity_idiosyncrasy: float = 0.35
+    identity_idiosyncrasy: float = 0.2
     """Spread (log-normal sigma) of each person's gain on each action unit."""
-    resting_face: float = 0.25
+    resting_face: float = 0.15
     """Largest resting activation of an AU in a person's neutral face (e.g. low brows)."""
-    other_max_similarity: float = 0.6
+    other_max_similarity: float = 0.5
     """Mixtures labelled Other must have cosine similarity below this to every prototype."""
-    talking_fraction: float = 0.3
+    talking_fraction: float = 0.25
     """Share of time with talking-like mouth movement, independent of the label."""
     blink_rate: float = 0.3
     """Blinks per second."""
@@ -66,29 +66,29 @@ class SynthConfig:
     """Share of frames labelled -1, in runs at the ends and inside every labelled video."""
     missing_image_fraction: float = 0.015
     """Share of frames with a label but no image (face detector misses, gaps of 1-6 frames)."""
-    pose_yaw: float = 16.0
+    pose_yaw: float = 7.0
     """Standard deviation of the head's yaw, degrees (varies smoothly over time)."""
-    pose_pitch: float = 9.0
+    pose_pitch: float = 5.0
     """Standard deviation of the head's pitch, degrees."""
-    pose_roll: float = 5.0
+    pose_roll: float = 3.0
     """Standard deviation of the head's roll before alignment, degrees."""
-    align_jitter: float = 1.5
+    align_jitter: float = 1.0
     """Standard deviation of the crop alignment error, pixels (scale and angle follow)."""
-    lighting: float = 0.35
+    lighting: float = 0.2
     """Strength of directional lighting and of per-video brightness and colour casts."""
-    noise: float = 4.0
+    noise: float = 2.5
     """Mean standard deviation of sensor noise, grey levels."""
-    blur_fraction: float = 0.12
+    blur_fraction: float = 0.08
     """Share of frames blurred (motion or focus blur, in runs)."""
-    occlusion_fraction: float = 0.06
+    occlusion_fraction: float = 0.04
     """Share of frames with a hand or an object over part of the face (in runs)."""
-    jpeg_quality_min: int = 55
+    jpeg_quality_min: int = 60
     """Lowest JPEG quality of a video (each video draws its quality in [min, max])."""
     jpeg_quality_max: int = 95
     """Highest JPEG quality of a video."""
-    glasses_probability: float = 0.25
+    glasses_probability: float = 0.15
     """Share of people with glasses."""
-    beard_probability: float = 0.25
+    beard_probability: float = 0.15
     """Share of people with a beard or moustache."""
     scene_videos: int = 3
     """Raw scene videos (mp4 with a ground-truth CSV) for detection, alignment and tracking."""
@@ -119,8 +119,8 @@ def tiny_config(seed: int = 0, **overrides: Any) -> SynthConfig:
         "validation_videos": 2,
         "unlabelled_videos": 1,
         "two_person_fraction": 0.34,
-        "frames_min": 60,
-        "frames_max": 90,
+        "frames_min": 45,
+        "frames_max": 65,
         "min_events_per_class": 1,
         "neutral_frames": 12,
         "apex_frames": 8,
