@@ -54,6 +54,8 @@ def sample_nuisance(
     skin: tuple[int, int, int],
     fps: float = 30.0,
 ) -> TrackNuisance:
+    """Nuisances of a track of ``frames`` frames: slow ones (pose, light) as smooth noise, fast
+    ones (alignment error, sensor noise) per frame, blur and occluders in short runs."""
     n = frames
     scale = np.array([config.pose_yaw, config.pose_pitch, config.pose_roll], dtype=np.float32)
     pose = (0.4 * rng.standard_normal(3) + 0.9 * smooth_noise(rng, n, 3, 2 * fps)) * scale
@@ -62,10 +64,8 @@ def sample_nuisance(
     shake = 0.6 * smooth_noise(rng, n, 4, fps / 2) + 0.8 * rng.standard_normal((n, 4)).astype(
         np.float32
     )
-    jitter = shake * np.array(
-        [config.align_jitter, config.align_jitter, 0.02, 1.5], dtype=np.float32
-    )
-    jitter *= config.align_jitter > 0
+    # Pixels of shift; the scale (log) and angle (degrees) errors grow with it.
+    jitter = shake * config.align_jitter * np.array([1.0, 1.0, 0.02, 1.5], dtype=np.float32)
     strength = 0.8 * config.lighting * rng.uniform(0.2, 1.0)
     light = np.stack(
         [
@@ -140,16 +140,7 @@ def occluder_shapes(kind: int, place: np.ndarray, colour: np.ndarray) -> list[Sh
         return Shape("polygon", np.asarray(points) @ rotation.T + [x, y], rgb + (255,))
 
     if kind == 2:
-        return [
-            placed(
-                [
-                    (-2 * size, -0.25 * size),
-                    (2 * size, -0.25 * size),
-                    (2 * size, 0.25 * size),
-                    (-2 * size, 0.25 * size),
-                ]
-            )
-        ]
+        return [placed(size * np.array([(-2, -0.25), (2, -0.25), (2, 0.25), (-2, 0.25)]))]
     angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
     palm = np.stack([0.5 * size * np.cos(angles), 0.6 * size * np.sin(angles) + 0.5 * size], 1)
     shapes = [placed(palm)]
@@ -176,9 +167,8 @@ def background_texture(rng: np.random.Generator, height: int, width: int) -> np.
         x0, y0 = rng.uniform(-0.2, 1.0) * width, rng.uniform(-0.2, 1.0) * height
         w, h = rng.uniform(0.1, 0.6) * width, rng.uniform(0.1, 0.7) * height
         grey = rng.integers(20, 240)
-        fill = tuple(int(grey + c) for c in rng.integers(-40, 41, 3)) + (
-            int(rng.integers(120, 256)),
-        )
+        colour = np.clip(grey + rng.integers(-40, 41, 3), 0, 255)
+        fill = (*(int(c) for c in colour), int(rng.integers(120, 256)))
         draw.rectangle([x0, y0, x0 + w, y0 + h], fill=fill)
     if rng.random() < 0.5:
         step = int(rng.integers(6, 20))

@@ -41,8 +41,6 @@ class Event:
 def segment_probabilities(config: SynthConfig) -> np.ndarray:
     """Probability of each class per segment, so that frame shares match ``class_frequencies``."""
     frequencies = np.asarray(config.class_frequencies, dtype=np.float64)
-    if frequencies.shape != (NUM_CLASSES,) or (frequencies < 0).any() or frequencies.sum() <= 0:
-        raise ValueError(f"class_frequencies needs {NUM_CLASSES} non-negative numbers")
     lengths = np.full(NUM_CLASSES, 2 * config.ramp_frames + config.apex_frames, dtype=np.float64)
     lengths[0] = config.neutral_frames
     weights = frequencies / lengths

@@ -25,7 +25,7 @@ from fervid.data.synth.nuisance import (
     occluder_shapes,
     sample_nuisance,
 )
-from fervid.data.synth.plan import ScenePlan, VideoPlan, make_plan, person
+from fervid.data.synth.plan import ScenePlan, VideoPlan, check_config, make_plan, person
 from fervid.data.synth.render import render_aligned_face
 from fervid.data.synth.scenes import render_scene
 from fervid.data.synth.timeline import au_trace
@@ -79,6 +79,7 @@ def generate(out_dir: str | Path, config: SynthConfig, progress: bool = True) ->
     nothing is written and the saved summary is returned with ``"reused": True``.
     """
     out = Path(out_dir)
+    check_config(config)
     saved = load_summary(out, config)
     if saved is not None:
         return {**saved, "reused": True}
