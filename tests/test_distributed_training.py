@@ -11,7 +11,9 @@ from fervid.checkpoint import load_weights
 from .test_stage1_ssl import SSL
 
 
-def torchrun(processes: int, *args: str) -> subprocess.CompletedProcess:
+def torchrun(
+    processes: int, *args: str, target: tuple[str, ...] = ("-m", "fervid")
+) -> subprocess.CompletedProcess:
     command = [
         sys.executable,
         "-m",
@@ -19,8 +21,7 @@ def torchrun(processes: int, *args: str) -> subprocess.CompletedProcess:
         f"--nproc-per-node={processes}",
         "--rdzv-backend=c10d",
         "--rdzv-endpoint=127.0.0.1:0",
-        "-m",
-        "fervid",
+        *target,
         "-q",
         *args,
     ]
@@ -75,21 +76,14 @@ def test_mismatched_configs_across_ranks_are_detected(colour_coded_dataset, tmp_
         "from fervid.cli import main\n"
         "sys.exit(main(sys.argv[1:] + ['train.seed=' + os.environ['RANK']]))\n"
     )
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc-per-node={processes}",
-        "--rdzv-backend=c10d",
-        "--rdzv-endpoint=127.0.0.1:0",
-        str(script),
-        "-q",
+    result = torchrun(
+        processes,
         "train",
         "--run-dir",
         str(tmp_path / "run"),
         f"data.root={colour_coded_dataset}",
         *SSL,
-    ]
-    result = subprocess.run(command, timeout=300, capture_output=True, text=True)
+        target=(str(script),),
+    )
     assert result.returncode != 0
     assert "different configs" in result.stderr

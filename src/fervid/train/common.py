@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 from collections.abc import Iterator
@@ -15,6 +16,20 @@ from fervid.config import OptimConfig
 from fervid.data.frames import DecodedFrames, FrameBatch, FrameDataset, collate_frames
 from fervid.data.samplers import ClassBalancedSampler
 from fervid.errors import ConfigError
+
+log = logging.getLogger("fervid")
+
+
+def log_validation(record: dict, metrics: dict) -> None:
+    """Add validation macro and per-class F1 to an epoch's log record, and say it."""
+    record["val_macro_f1"] = metrics["macro_f1"]
+    record["val_per_class_f1"] = metrics["per_class_f1"]
+    log.info(
+        "epoch %d: loss %.4f, validation macro F1 %.4f",
+        record["epoch"],
+        record["loss"],
+        metrics["macro_f1"],
+    )
 
 
 def pick_device(name: str) -> torch.device:

@@ -33,7 +33,14 @@ from fervid.models.frame import FrameModel
 from fervid.run import RunDir
 from fervid.ssl.objective import PseudoLabelObjective, check_ssl_config
 from fervid.ssl.teachers import build_teacher
-from fervid.train.common import autocast, build_optimizer, cosine_lr, pick_device, set_lr
+from fervid.train.common import (
+    autocast,
+    build_optimizer,
+    cosine_lr,
+    log_validation,
+    pick_device,
+    set_lr,
+)
 from fervid.train.stage1_data import Stage1Data
 
 log = logging.getLogger("fervid")
@@ -175,14 +182,7 @@ def train_stage1(
         if last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0):
             predictions = data.predict_validation(eval_model, device, progress)
             metrics = score(predictions)
-            record["val_macro_f1"] = metrics["macro_f1"]
-            record["val_per_class_f1"] = metrics["per_class_f1"]
-            log.info(
-                "epoch %d: loss %.4f, validation macro F1 %.4f",
-                epoch + 1,
-                record["loss"],
-                metrics["macro_f1"],
-            )
+            log_validation(record, metrics)
         run.log(record)
         if is_main():
             save_state(

@@ -31,7 +31,14 @@ from fervid.labels import NUM_CLASSES
 from fervid.models.temporal import TemporalEncoder, Windows, gather_windows, make_windows
 from fervid.run import RunDir
 from fervid.smoothing import evaluate_temporal, temporal_probabilities
-from fervid.train.common import autocast, build_optimizer, cosine_lr, pick_device, set_lr
+from fervid.train.common import (
+    autocast,
+    build_optimizer,
+    cosine_lr,
+    log_validation,
+    pick_device,
+    set_lr,
+)
 
 log = logging.getLogger("fervid")
 
@@ -120,14 +127,7 @@ def train_stage2(
         if last or (config.train.eval_every and (epoch + 1) % config.train.eval_every == 0):
             temporal = temporal_probabilities(model, val_store, config.eval.batch_size, progress)
             metrics = score(prediction_table(val_store.table, *temporal))
-            record["val_macro_f1"] = metrics["macro_f1"]
-            record["val_per_class_f1"] = metrics["per_class_f1"]
-            log.info(
-                "epoch %d: loss %.4f, validation macro F1 %.4f",
-                epoch + 1,
-                record["loss"],
-                metrics["macro_f1"],
-            )
+            log_validation(record, metrics)
         run.log(record)
         save_state(
             run.checkpoint,
