@@ -171,3 +171,9 @@ def test_no_model_and_none_installed(tmp_path, monkeypatch):
     monkeypatch.setenv("FERVID_HOME", str(tmp_path))
     with pytest.raises(DataError, match="no model given"):
         Predictor(None)
+
+
+def test_predictor_is_available_at_the_package_top_level():
+    import fervid
+
+    assert fervid.Predictor is Predictor
