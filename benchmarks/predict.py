@@ -1,8 +1,8 @@
 """fervid predict speed and memory on a CPU.
 
-End to end on WolfgangLanger_Pexels.mp4 (640x360, 24 fps) with the default architecture
-(lcnet_050 at 64x64 + the default Temporal Encoder, untrained weights: speed does not depend on
-the weights), against the detector alone on the same frames, in the same run. Targets: >= 72
+End to end on WolfgangLanger_Pexels.mp4 (640x360, 24 fps) with the architecture `fervid demo`
+exports (the demo recipe's frame model + Temporal Encoder; --recipe for another), untrained
+weights (speed does not depend on the weights), against the detector alone on the same frames, in the same run. Targets: >= 72
 frames/s (3x real time) and >= 70% of the detector-alone rate. Also the breakdown into decode /
 detect / align / encode / temporal, and peak memory (RSS) of predict on generated 640x360 videos
 of growing length (each in its own process), which should stay flat.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from fervid.checkpoint import save_weights
-from fervid.config import Config, TemporalConfig, to_dict
+from fervid.config import load_config, to_dict
 from fervid.models.frame import FrameModel
 from fervid.models.temporal import TemporalEncoder
 from fervid.predict import Predictor
@@ -38,11 +38,11 @@ DEFAULT_VIDEO = (
 )
 
 
-def default_architecture_model(folder: Path) -> Path:
-    """The default frame model + Temporal Encoder with untrained weights, as one model file."""
-    config = Config()
+def default_architecture_model(folder: Path, recipe: str = "demo") -> Path:
+    """A recipe's frame model + Temporal Encoder with untrained weights, as one model file."""
+    config = load_config(recipe)
     frame = FrameModel(config.model)
-    temporal = TemporalEncoder(frame.num_features, TemporalConfig())
+    temporal = TemporalEncoder(frame.num_features, config.temporal)
     state = {f"frame.{k}": v for k, v in frame.state_dict().items()}
     state.update({f"temporal.{k}": v for k, v in temporal.state_dict().items()})
     meta = {
@@ -50,7 +50,7 @@ def default_architecture_model(folder: Path) -> Path:
         "frame": {"config": to_dict(config), "sha256": "untrained"},
         "geometry": {"crop_size": 112, "input_size": config.model.input_size},
         "trained_on_synthetic": False,
-        "temporal": {"config": to_dict(TemporalConfig()), "feature_dim": frame.num_features},
+        "temporal": {"config": to_dict(config.temporal), "feature_dim": frame.num_features},
     }
     return save_weights(folder / "default_architecture", state, meta)
 
@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument(
         "--every", type=int, default=4, help="frame step for the memory runs (keeps them short)"
     )
+    parser.add_argument("--recipe", default="demo", help="whose architecture (default: demo)")
     parser.add_argument("--out", default="benchmarks/out/predict.json")
     args = parser.parse_args()
     if not args.video.exists():
@@ -148,7 +149,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        model = default_architecture_model(scratch)
+        model = default_architecture_model(scratch, args.recipe)
         results["breakdown"] = breakdown(args.video, model)
         b = results["breakdown"]
         print(

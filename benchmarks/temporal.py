@@ -1,6 +1,6 @@
 """Stage 2 costs: feature extraction throughput and memory, temporal inference cost, and memory
-while evaluating a 300k-frame split. Default frame encoder: ``FrameModel(ModelConfig())``
-(lcnet_050 at 64x64, random weights: speed does not depend on them).
+while evaluating a 300k-frame split. Frame encoder: the demo recipe's (test_resnet at 64x64),
+random weights (speed does not depend on them).
 
 1. extraction: ``--videos`` folders of ``--frames-per-video`` real 112x112 JPEGs go through
    ``extract_features`` (DataLoader workers decode, the main process encodes, rows go to the
@@ -43,7 +43,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from fervid.config import ModelConfig, TemporalConfig
+from fervid.config import TemporalConfig, load_config
 from fervid.data.affwild2 import read_video_frames
 from fervid.data.frames import FrameDataset, collate_frames, load_crop
 from fervid.data.table import FrameTable
@@ -182,7 +182,7 @@ def extraction_run(root: Path, videos: int, workers: int, out: Path) -> dict:
     """Forward rate (before and after), decoding rate, then extraction, in this process, with
     the torch thread count extraction uses."""
     torch.manual_seed(0)
-    model = FrameModel(ModelConfig()).eval()
+    model = FrameModel(load_config("demo").model).eval()
     table = read_video_frames(root, [f"video{v:03d}" for v in range(videos)])
     rows = range(min(256, len(table)))
     sample = torch.stack([torch.from_numpy(load_crop(table.image_path(r), 64)) for r in rows])
@@ -233,7 +233,7 @@ def temporal_cost(frames: int, threads: int) -> dict:
     frame encoder's forward pass, measured alternately in this process with ``threads``."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    encoder = FrameModel(ModelConfig()).eval()
+    encoder = FrameModel(load_config("demo").model).eval()
     crops = torch.randint(0, 256, (256, 3, 64, 64), dtype=torch.uint8)
     rng = np.random.default_rng(0)
     features = rng.normal(size=(frames, encoder.num_features)).astype(np.float16)

@@ -121,3 +121,19 @@ def test_debias_strength_zero_is_exactly_the_plain_masked_loss():
     mask = (confidence >= 0.3).float()
     plain = (F.cross_entropy(strong, labels, reduction="none") * mask).mean()
     assert torch.equal(debias.unlabelled_loss(strong, labels, mask), plain)
+
+
+def test_unlabelled_weight_ramps_linearly_over_rampup_epochs():
+    from fervid.config import SSLConfig
+    from fervid.ssl.objective import PseudoLabelObjective
+
+    objective = PseudoLabelObjective(SSLConfig(lambda_u=2.0, rampup_epochs=2.0), 100)
+    weights = []
+    for epochs_done in (0.0, 0.5, 1.0, 2.0, 3.5):
+        objective.set_progress(epochs_done)
+        weights.append(objective.weight)
+    assert weights == [0.0, 0.5, 1.0, 2.0, 2.0]
+    constant = PseudoLabelObjective(SSLConfig(lambda_u=2.0), 100)
+    assert constant.weight == 2.0
+    with pytest.raises(ConfigError, match="rampup_epochs"):
+        PseudoLabelObjective(SSLConfig(rampup_epochs=-1.0), 100)

@@ -48,9 +48,13 @@ def train(
 
 def features(model: str | Path, config: Config, split: str, out: str | Path, progress: bool = True):
     """Frame-encoder features of every frame of a split into a memory-mapped store (resumable:
-    rerun to finish a killed extraction)."""
+    rerun to finish a killed extraction). Under torchrun, each process extracts a disjoint share
+    of the videos into the same store (``out`` must be on a filesystem every process sees)."""
+    from fervid.dist import init_from_environment, is_main
     from fervid.features import extract_features, split_frames
 
+    init_from_environment()
+    progress = progress and is_main()
     table = split_frames(config.data, split)
     return extract_features(
         model,
@@ -219,12 +223,17 @@ def predict(
     options=None,
 ) -> tuple[list, list[str]]:
     """Predict every input (videos, images, folders of them) into ``out``. An input that fails
-    is reported and skipped; the others complete. Returns (predictions, error messages)."""
+    is reported and skipped; the others complete. Returns (predictions, error messages).
+
+    Under torchrun each process predicts every world_size()-th input and writes that input's
+    outputs; the error messages of all processes are returned on every process."""
+    from fervid.dist import gather_lists, init_from_environment, is_main, rank, world_size
     from fervid.errors import FervidError
     from fervid.outputs import write_outputs
     from fervid.predict import Predictor
     from fervid.video.decode import expand_inputs
 
+    init_from_environment()
     out = check_output_folder(out)
     predictor = Predictor(model, options)
     results, errors = [], []
@@ -234,6 +243,7 @@ def predict(
             paths.extend(expand_inputs([item]))
         except FervidError as error:
             errors.append(str(error))
+    unique = []
     for path in paths:
         if path.stem in seen:
             errors.append(
@@ -241,13 +251,17 @@ def predict(
             )
             continue
         seen[path.stem] = path
+        unique.append(path)
+    if not is_main():
+        errors = []  # every process found the same problems with the inputs; report them once
+    for path in unique[rank() :: world_size()]:
         try:
             prediction = predictor.run(path)
             write_outputs(prediction, out, annotate=annotate)
             results.append(prediction)
         except FervidError as error:
             errors.append(str(error))
-    return results, errors
+    return results, gather_lists(errors)
 
 
 def crop(

@@ -323,6 +323,7 @@ def cmd_export(args, progress: bool) -> int:
 
 
 def cmd_predict(args, progress: bool) -> int:
+    from fervid.dist import is_main
     from fervid.predict import PredictOptions
 
     options = PredictOptions(
@@ -345,9 +346,10 @@ def cmd_predict(args, progress: bool) -> int:
         print(
             f"{prediction.path}: {summary['frames_decoded']} frames, {summary['frames_per_second']:.1f} frames/s; {tracks}"
         )
-    for message in errors:
-        print(f"error: {message}", file=sys.stderr)
-    print(f"outputs: {args.out}")
+    if is_main():  # under torchrun each process printed its own inputs above
+        for message in errors:
+            print(f"error: {message}", file=sys.stderr)
+        print(f"outputs: {args.out}")
     return 1 if errors else 0
 
 

@@ -43,7 +43,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "lcnet_050"
+    backbone: str = "fervid_cnn"
     """Any timm model name."""
     pretrained: bool = False
     """Load the backbone's ImageNet weights from the model hub (needs internet)."""
@@ -105,6 +105,11 @@ class SSLConfig:
     """Unlabelled batch = mu x labelled batch."""
     lambda_u: float = 1.0
     """Weight of the unlabelled loss."""
+    rampup_epochs: float = 0.0
+    """Ramp the unlabelled loss weight linearly from 0 to ``lambda_u`` over this many epochs
+    (0 = full weight from the first step). Pseudo-labels, thresholds and p_hat are computed
+    throughout; only the loss weight ramps. For encoders trained from scratch, whose first
+    pseudo-labels are noise."""
     teacher: str = "ema"
     """Who pseudo-labels the weak view: ema (an EMA copy of the model) or model (itself)."""
     teacher_momentum: float = 0.999

@@ -37,6 +37,13 @@ def init_from_environment(timeout_s: float = 600) -> bool:
     return True
 
 
+def collective_device() -> torch.device:
+    """Where tensors for a collective must live: the GPU under nccl, else the CPU."""
+    if is_distributed() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     """Mean of ``tensor`` over processes (a copy; the input is left as is)."""
     if not is_distributed():
@@ -57,9 +64,13 @@ def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
-    """In-place sum over processes (used to gather disjoint shares of a result)."""
+    """In-place sum over processes (used to gather disjoint shares of a result); CPU tensors
+    travel through the GPU when the backend is nccl."""
     if is_distributed():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        moved = tensor.to(collective_device())
+        dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+        if moved is not tensor:
+            tensor.copy_(moved)
     return tensor
 
 
@@ -72,7 +83,7 @@ def check_same_everywhere(text: str, what: str) -> None:
     from fervid.errors import ConfigError
 
     digest = torch.tensor(list(hashlib.sha256(text.encode()).digest()[:8]), dtype=torch.int64)
-    gathered = all_gather_cat(digest.view(1, -1))
+    gathered = all_gather_cat(digest.view(1, -1).to(collective_device()))
     if not bool((gathered == gathered[0]).all()):
         raise ConfigError(f"the processes of this run were started with different {what}")
 
@@ -80,3 +91,41 @@ def check_same_everywhere(text: str, what: str) -> None:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def main_first(work):
+    """``work()`` on process 0 while the others wait; returns its result there (None elsewhere).
+    If it raises on process 0, it raises there and every other process raises too, instead of
+    waiting for a collective that never comes."""
+    result, failure = None, None
+    if is_main():
+        try:
+            result = work()
+        except Exception as error:  # re-raised below, after the others are told
+            failure = error
+    if is_distributed():
+        flag = torch.tensor([int(failure is not None)], device=collective_device())
+        dist.broadcast(flag, src=0)
+        if flag.item() and failure is None:
+            raise RuntimeError("process 0 failed (its message is above); stopping this process")
+    if failure is not None:
+        raise failure
+    return result
+
+
+def sum_over_processes(value: int) -> int:
+    """An integer summed over processes (counts of what each process saw)."""
+    if not is_distributed():
+        return value
+    total = torch.tensor([value], dtype=torch.int64, device=collective_device())
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return int(total.item())
+
+
+def gather_lists(items: list) -> list:
+    """Every process's list (of picklable items), concatenated in rank order, on every process."""
+    if not is_distributed():
+        return items
+    parts: list = [None] * world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]

@@ -35,6 +35,7 @@ from fervid.config import DataConfig
 from fervid.data.affwild2 import read_split, read_video_frames
 from fervid.data.frames import CorruptImageCounter, FrameDataset, collate_frames
 from fervid.data.table import FrameTable
+from fervid.dist import barrier, is_main, main_first, rank, sum_over_processes, world_size
 from fervid.errors import DataError
 from fervid.io import atomic_write_text
 from fervid.labels import IGNORE_LABEL, NUM_CLASSES
@@ -144,19 +145,20 @@ def extract_features(
     device = resolve_device(device)
     frame_model.to(device).eval()
     out = Path(out_dir)
-    meta = _open_or_create(out, table, encoder, frame_model.num_features)
+    # process 0 creates (or checks and gathers the progress of) the store; then all open it
+    main_first(lambda: _open_or_create(out, table, encoder, frame_model.num_features))
+    meta = json.loads((out / "store.json").read_text())
     features = np.load(out / "features.npy", mmap_mode="r+")
     logits = np.load(out / "logits.npy", mmap_mode="r+")
     present = np.load(out / "present.npy", mmap_mode="r+")
+    progress_file = out / ("store.json" if world_size() == 1 else f"progress-{rank()}.json")
+    if world_size() > 1:
+        meta = {"done": [], "extracted_by": rank()}
 
     dataset = dataset or FrameDataset(table, frame_model.input_size)
-    done = set(meta["done"])
     plan: list[tuple[str, bool]] = []  # (video, last batch of it) per batch
     batches: list[np.ndarray] = []
-    for video, rows in table.video_slices():
-        name = table.videos[video]
-        if name in done:
-            continue
+    for name, rows in my_share(table, set(meta_done(out))):
         first, stop = np.searchsorted(dataset.rows, [rows.start, rows.stop])
         chunks = [np.arange(s, min(s + batch_size, stop)) for s in range(first, stop, batch_size)]
         for number, chunk in enumerate(chunks or [np.zeros(0, np.int64)]):
@@ -192,18 +194,49 @@ def extract_features(
             if last:
                 meta["done"].append(name)
                 if time.monotonic() - saved_at > SAVE_EVERY_S:
-                    _save_progress(out, meta, features, logits, present)
+                    _save_progress(progress_file, meta, features, logits, present)
                     saved_at = time.monotonic()
     finally:
         torch.set_num_threads(threads)
         bar.close()
-        _save_progress(out, meta, features, logits, present)
-    if counter.count:
+        _save_progress(progress_file, meta, features, logits, present)
+    corrupt = sum_over_processes(counter.count)
+    if corrupt and is_main():
         log.warning(
-            "%d images could not be decoded; they are stored as frames with no face", counter.count
+            "%d images could not be decoded; they are stored as frames with no face", corrupt
         )
-    _finish(out, meta, table, np.asarray(present))
+    barrier()  # every process's rows are flushed
+    main_first(lambda: _finish(out, table))
     return FeatureStore.open(out)
+
+
+def my_share(table: FrameTable, done: set[str]) -> list[tuple[str, slice]]:
+    """The videos of ``table`` not in ``done`` that this process extracts: with several
+    processes, each takes a disjoint share, balanced by frame count (longest first, each to the
+    least loaded process) and the same on every process."""
+    pending = [
+        (table.videos[video], rows)
+        for video, rows in table.video_slices()
+        if table.videos[video] not in done
+    ]
+    if world_size() == 1:
+        return pending
+    load = [0] * world_size()
+    owner: dict[str, int] = {}
+    for name, rows in sorted(pending, key=lambda item: (-(item[1].stop - item[1].start), item[0])):
+        least = min(range(world_size()), key=lambda r: (load[r], r))
+        owner[name] = least
+        load[least] += rows.stop - rows.start
+    return [(name, rows) for name, rows in pending if owner[name] == rank()]
+
+
+def meta_done(out: Path) -> list[str]:
+    """Videos recorded as extracted in ``out``: in store.json and in the progress files of the
+    processes of a multi-process extraction."""
+    done = list(json.loads((out / "store.json").read_text())["done"])
+    for path in sorted(out.glob("progress-*.json")):
+        done += json.loads(path.read_text())["done"]
+    return done
 
 
 def write_store(
@@ -225,8 +258,8 @@ def write_store(
         stored_logits[rows] = logits[rows]
         present[rows] = table.has_image[rows]
     meta["done"] = sorted(video_names(table))
-    _save_progress(out, meta, *arrays)
-    _finish(out, meta, table, np.asarray(present))
+    _save_progress(out / "store.json", meta, *arrays)
+    _finish(out, table)
     return FeatureStore.open(out)
 
 
@@ -241,10 +274,10 @@ def extraction_threads(device: torch.device, workers: int) -> int:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device; ``auto`` = CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """A torch device; ``auto`` = this process's GPU (``LOCAL_RANK``) when there is one, else CPU."""
+    from fervid.train.common import pick_device
+
+    return device if isinstance(device, torch.device) else pick_device(device)
 
 
 def _open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> dict:
@@ -264,6 +297,7 @@ def _open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> di
                 "this store was started for other videos or frames; write to another --out "
                 f"or delete {out}",
             )
+        _gather_progress(out)
         return meta
     if out.exists() and any(
         not p.name.startswith(".") and p.name not in STORE_FILES for p in out.iterdir()
@@ -307,16 +341,33 @@ def _same_frames(a: FrameTable, b: FrameTable) -> bool:
     )
 
 
-def _save_progress(out: Path, meta: dict, *arrays: np.memmap) -> None:
-    """Flush the rows written so far, then record the done videos (in that order)."""
+def _save_progress(path: Path, meta: dict, *arrays: np.memmap) -> None:
+    """Flush the rows written so far, then record the done videos (in that order) in ``path``:
+    store.json, or a process's own progress file in a multi-process extraction."""
     for array in arrays:
         array.flush()
-    atomic_write_text(out / "store.json", json.dumps(meta, indent=1))
+    atomic_write_text(path, json.dumps(meta, indent=1))
 
 
-def _finish(out: Path, meta: dict, table: FrameTable, present: np.ndarray) -> None:
+def _gather_progress(out: Path) -> dict:
+    """Move the videos recorded in the progress files of processes into store.json (atomically,
+    then delete the files); returns the store's metadata."""
+    meta = json.loads((out / "store.json").read_text())
+    parts = sorted(out.glob("progress-*.json"))
+    if parts:
+        meta["done"] = sorted(set(meta_done(out)))
+        atomic_write_text(out / "store.json", json.dumps(meta, indent=1))
+        for path in parts:
+            path.unlink()
+    return meta
+
+
+def _finish(out: Path, table: FrameTable) -> None:
+    """Mark the store complete once every video is done (a no-op before)."""
+    meta = _gather_progress(out)
     if meta["complete"] or len(set(meta["done"])) < meta["videos"]:
         return
+    present = np.load(out / "present.npy", mmap_mode="r")
     final = table.select(np.arange(len(table)))
     final.has_image = present.copy()
     final.save(out / "index.npz")

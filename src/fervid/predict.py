@@ -166,8 +166,11 @@ class Predictor:
         faces = TrackedFaces(scratch)
         pending: list = []
         encode_seconds = 0.0
+        # three stages overlap: decoding (a thread), detection + tracking + alignment (a thread),
+        # encoding (here); PyAV, onnxruntime and torch release the GIL while they work
+        frames = _in_background(reader, depth=8)
         for frame_faces in _in_background(
-            track_faces(reader, self.detector, tracker, detect_every=self.options.detect_every)
+            track_faces(frames, self.detector, tracker, detect_every=self.options.detect_every)
         ):
             if len(frame_faces.track_ids):
                 pending.append(frame_faces)

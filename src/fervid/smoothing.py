@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from fervid.data.table import FrameTable
+from fervid.dist import all_reduce_sum_, rank, world_size
 from fervid.evaluate import prediction_table, score, write_evaluation
 from fervid.features import FeatureStore, resolve_device
 from fervid.io import atomic_write_text
@@ -75,11 +76,17 @@ def choose_window(
 def temporal_probabilities(
     model: TemporalEncoder, store: FeatureStore, batch_size: int = 64, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The Temporal Encoder's per-row probabilities over a whole store (on the model's device)."""
-    slices = [rows for _, rows in store.table.video_slices()]
-    return predict_windows(
+    """The Temporal Encoder's per-row probabilities over a whole store (on the model's device).
+    Under torchrun each process predicts a share of the videos and every process gets the whole
+    result (the shares summed once)."""
+    slices = [rows for _, rows in store.table.video_slices()][rank() :: world_size()]
+    probs, known = predict_windows(
         model, store.features, store.table.has_image, slices, batch_size, progress=progress
     )
+    if world_size() > 1:
+        probs = all_reduce_sum_(torch.from_numpy(probs)).numpy()
+        known = all_reduce_sum_(torch.from_numpy(known.astype(np.int32))).numpy() > 0
+    return probs, known
 
 
 def compare(

@@ -13,6 +13,7 @@ from torch import nn
 from fervid.config import ModelConfig
 from fervid.errors import ConfigError, DataError
 from fervid.labels import NUM_CLASSES
+from fervid.models import small_cnn  # noqa: F401 (registers fervid_cnn with timm)
 
 log = logging.getLogger("fervid")
 

@@ -28,8 +28,8 @@ def check_ssl_config(config: SSLConfig) -> None:
         raise ConfigError(f"ssl.tau must lie in (0, 1), got {config.tau}")
     if config.teacher not in ("ema", "model"):
         raise ConfigError(f"ssl.teacher must be ema or model, not {config.teacher!r}")
-    if config.lambda_u < 0 or config.debias_lambda < 0:
-        raise ConfigError("ssl.lambda_u and ssl.debias_lambda must be >= 0")
+    if config.lambda_u < 0 or config.debias_lambda < 0 or config.rampup_epochs < 0:
+        raise ConfigError("ssl.lambda_u, ssl.debias_lambda and ssl.rampup_epochs must be >= 0")
     for name in ("teacher_momentum", "debias_momentum", "free_momentum"):
         if not 0.0 <= getattr(config, name) < 1.0:
             raise ConfigError(f"ssl.{name} must lie in [0, 1)")
@@ -40,6 +40,8 @@ class PseudoLabelObjective:
     def __init__(self, config: SSLConfig, num_unlabelled: int, num_classes: int = NUM_CLASSES):
         check_ssl_config(config)
         self.lambda_u = config.lambda_u
+        self.rampup_epochs = config.rampup_epochs
+        self.weight = config.lambda_u if config.rampup_epochs <= 0 else 0.0
         self.threshold = THRESHOLDS.build(
             config.threshold,
             num_classes=num_classes,
@@ -86,7 +88,12 @@ class PseudoLabelObjective:
         labelled_loss = F.cross_entropy(labelled_logits.float(), labels)
         unlabelled_loss = self.debias.unlabelled_loss(strong_logits.float(), pseudo_labels, mask)
         self.stats.add(mask, pseudo_labels, truth, labelled_loss, unlabelled_loss)
-        return labelled_loss + self.lambda_u * unlabelled_loss
+        return labelled_loss + self.weight * unlabelled_loss
+
+    def set_progress(self, epochs_done: float) -> None:
+        """The unlabelled loss weight for this point of training (``ssl.rampup_epochs``)."""
+        ramp = 1.0 if self.rampup_epochs <= 0 else min(1.0, epochs_done / self.rampup_epochs)
+        self.weight = self.lambda_u * ramp
 
     def state_dict(self) -> dict:
         return {"threshold": self.threshold.state_dict(), "debias": self.debias.state_dict()}
@@ -99,6 +106,7 @@ class PseudoLabelObjective:
         """Pseudo-label statistics since the last report, with the current thresholds and p_hat."""
         return {
             **self.stats.summary(),
+            "unlabelled_weight": round(self.weight, 5),
             "thresholds": [round(float(t), 5) for t in self.threshold.thresholds()],
             "p_hat": [round(float(p), 5) for p in self.debias.p_hat],
         }

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from fervid.checkpoint import load_state, save_state, save_weights
 from fervid.config import Config, to_dict
+from fervid.data.frames import FrameBatch, UnlabelledBatch
 from fervid.data.transforms import weak_augment
 from fervid.dist import barrier, check_same_everywhere, is_main, rank, world_size
 from fervid.errors import ConfigError
@@ -53,6 +54,76 @@ def no_sync(model: torch.nn.Module, unless: bool):
     return model.no_sync()
 
 
+class Stage1Step:
+    """The body of the stage-1 loop: the model (DDP-wrapped and compiled when asked), its
+    optimizer, EMA teacher and pseudo-label objective, and one call = one training step on a
+    labelled batch (and, with SSL, an unlabelled batch). Benchmarks time exactly this."""
+
+    def __init__(self, config: Config, num_unlabelled: int, device: torch.device):
+        cfg = config.train
+        self.config, self.device = config, device
+        self.accumulate = cfg.accumulate
+        self.model = FrameModel(config.model).to(device)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        trained = DistributedDataParallel(self.model) if world_size() > 1 else self.model
+        self.trained = torch.compile(trained) if cfg.compile else trained
+        self.optimizer = build_optimizer(self.model, config.optim)
+        use_ema = cfg.ema or (config.ssl.enabled and config.ssl.teacher == "ema")
+        momentum = config.ssl.teacher_momentum if config.ssl.enabled else cfg.ema_momentum
+        self.ema = ModelEmaV3(self.model, decay=momentum, use_warmup=True) if use_ema else None
+        self.objective = (
+            PseudoLabelObjective(config.ssl, num_unlabelled) if config.ssl.enabled else None
+        )
+        self.teacher = (
+            build_teacher(config.ssl, self.ema.module if self.ema else None, self.model, device)
+            if self.objective
+            else None
+        )
+
+    def to_input(self, images: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 batch -> (weakly augmented) normalised input on the device."""
+        images = images.to(self.device, non_blocking=True)
+        if rng is not None:
+            images = weak_augment(images, rng)
+        return self.model.normalize(images).contiguous(memory_format=self.memory_format)
+
+    def __call__(
+        self,
+        batch: FrameBatch,
+        unlabelled: UnlabelledBatch | None,
+        rng: torch.Generator,
+        update: bool = True,
+        global_step: int = 0,
+    ) -> torch.Tensor:
+        """Forward and backward of one batch; with ``update``, the optimizer and EMA step too
+        (gradient accumulation calls it ``accumulate`` times per update). Returns the loss."""
+        images = self.to_input(batch.images, rng)
+        labels = batch.labels.to(self.device, non_blocking=True)
+        with autocast(self.config.train.precision, self.device), no_sync(self.trained, update):
+            if self.objective is None:
+                loss = F.cross_entropy(self.trained(images).float(), labels)
+            else:
+                self.objective.set_progress(global_step / self.config.train.steps_per_epoch)
+                loss = self.objective(
+                    self.trained,
+                    self.teacher,
+                    images,
+                    labels,
+                    self.to_input(unlabelled.images, rng),
+                    self.to_input(unlabelled.strong),
+                    unlabelled.indices.to(self.device),
+                    unlabelled.truth,
+                )
+            (loss / self.accumulate).backward()
+        if update:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self.ema.update(self.model, step=global_step)
+        return loss.detach()
+
+
 def train_stage1(
     config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict:
@@ -71,30 +142,8 @@ def train_stage1(
     device = pick_device(cfg.device)
     data = Stage1Data(config, progress)
 
-    model = FrameModel(config.model).to(device)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format)
-    trained = DistributedDataParallel(model) if world_size() > 1 else model
-    if cfg.compile:
-        trained = torch.compile(trained)
-
-    def to_input(images: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
-        """uint8 batch -> (weakly augmented) normalised input on the device."""
-        images = images.to(device, non_blocking=True)
-        if rng is not None:
-            images = weak_augment(images, rng)
-        return model.normalize(images).contiguous(memory_format=memory_format)
-
-    optimizer = build_optimizer(model, config.optim)
-    use_ema = cfg.ema or (config.ssl.enabled and config.ssl.teacher == "ema")
-    momentum = config.ssl.teacher_momentum if config.ssl.enabled else cfg.ema_momentum
-    ema = ModelEmaV3(model, decay=momentum, use_warmup=True) if use_ema else None
-    objective = (
-        PseudoLabelObjective(config.ssl, data.num_unlabelled) if config.ssl.enabled else None
-    )
-    teacher = (
-        build_teacher(config.ssl, ema.module if ema else None, model, device) if objective else None
-    )
+    step = Stage1Step(config, data.num_unlabelled, device)
+    model, optimizer, ema, objective = step.model, step.optimizer, step.ema, step.objective
     eval_model = ema.module if cfg.ema and ema is not None else model
     total_steps = cfg.epochs * cfg.steps_per_epoch
     warmup_steps = round(config.optim.warmup_epochs * cfg.steps_per_epoch)
@@ -130,38 +179,15 @@ def train_stage1(
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             disable=not progress,
         )
-        for step, (batch, unlabelled) in enumerate(bar):
-            global_step = epoch * cfg.steps_per_epoch + step
+        for index, (batch, unlabelled) in enumerate(bar):
+            global_step = epoch * cfg.steps_per_epoch + index
             set_lr(optimizer, cosine_lr(global_step, total_steps, warmup_steps, config.optim))
-            images = to_input(batch.images, augment_rng)
-            labels = batch.labels.to(device, non_blocking=True)
-            update = (step + 1) % cfg.accumulate == 0  # optimizer step after `accumulate` batches
-            with autocast(cfg.precision, device), no_sync(trained, unless=update):
-                if objective is None:
-                    loss = F.cross_entropy(trained(images).float(), labels)
-                else:
-                    weak = to_input(unlabelled.images, augment_rng)
-                    strong = to_input(unlabelled.strong)
-                    loss = objective(
-                        trained,
-                        teacher,
-                        images,
-                        labels,
-                        weak,
-                        strong,
-                        unlabelled.indices.to(device),
-                        unlabelled.truth,
-                    )
-                (loss / cfg.accumulate).backward()
-            if update:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if ema is not None:
-                    ema.update(model, step=global_step)
+            update = (index + 1) % cfg.accumulate == 0  # optimizer step after `accumulate` batches
+            loss = step(batch, unlabelled, augment_rng, update, global_step)
             skipped += len(batch.corrupt) + (len(unlabelled.corrupt) if unlabelled else 0)
-            seen += len(labels)
-            loss_sum += loss.item() * len(labels)
-            if step % cfg.log_every == 0:
+            seen += len(batch.labels)
+            loss_sum += loss.item() * len(batch.labels)
+            if index % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
             if objective is not None and (global_step + 1) % config.ssl.log_every == 0:
                 run.log(

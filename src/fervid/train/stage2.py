@@ -18,12 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from fervid.checkpoint import load_state, save_state, save_weights
 from fervid.config import Config, DataConfig, OptimConfig, TemporalConfig, to_dict
 from fervid.data.affwild2 import read_split
 from fervid.data.table import FrameTable
+from fervid.dist import barrier, check_same_everywhere, is_main, rank, world_size
 from fervid.errors import ConfigError, DataError
 from fervid.evaluate import prediction_table, score
 from fervid.features import FeatureStore, encoder_identity
@@ -55,6 +58,7 @@ def train_stage2(
         )
     cfg = config.temporal
     train_store, val_store = open_stores(config)
+    check_same_everywhere(yaml.safe_dump(to_dict(config)), "configs")
     run.start(config, "stage2")
     torch.manual_seed(config.train.seed)
     device = pick_device(config.train.device)
@@ -71,6 +75,7 @@ def train_stage2(
     model = TemporalEncoder(train_store.feature_dim, cfg)
     model.set_feature_stats(mean, std)
     model.to(device)
+    trained = DistributedDataParallel(model) if world_size() > 1 else model
     optim = OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs)
     optimizer = build_optimizer(model, optim)
     class_weight = inverse_frequency(table.class_counts()).to(device) if cfg.class_weights else None
@@ -85,6 +90,12 @@ def train_stage2(
     start_epoch = 0
     if resume and run.checkpoint.exists():
         state = load_state(run.checkpoint)
+        if state.get("world_size", 1) != world_size():
+            raise ConfigError(
+                f"{run.checkpoint} was written by {state.get('world_size', 1)} processes; resume "
+                f"it with the same number (windows are shared out by process count), not "
+                f"{world_size()}"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
@@ -94,8 +105,14 @@ def train_stage2(
 
     temporal = None  # validation predictions of the last epoch (always evaluated)
     for epoch in range(start_epoch, cfg.epochs):
-        chosen = draw_windows(weights, steps * cfg.batch_size, config.train.seed, epoch)
-        augment_rng = torch.Generator().manual_seed(config.train.seed * 100_003 + epoch)
+        # every process draws the same global sequence and takes every world_size()-th window
+        chosen = draw_windows(
+            weights, steps * cfg.batch_size * world_size(), config.train.seed, epoch
+        )
+        chosen = chosen[rank() :: world_size()]
+        augment_rng = torch.Generator().manual_seed(
+            config.train.seed * 100_003 + epoch * 101 + rank()
+        )
         model.train()
         started, loss_sum = time.perf_counter(), 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
@@ -108,7 +125,7 @@ def train_stage2(
             features, mask = augment(batch.features, batch.mask, std, cfg, augment_rng)
             features, mask, labels = features.to(device), mask.to(device), batch.labels.to(device)
             with autocast(config.train.precision, device):
-                logits = model(features, mask)
+                logits = trained(features, mask)
             loss = window_loss(logits.float(), labels, mask, cfg.train_missing, class_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -129,16 +146,18 @@ def train_stage2(
             metrics = score(prediction_table(val_store.table, *temporal))
             log_validation(record, metrics)
         run.log(record)
-        save_state(
-            run.checkpoint,
-            {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": torch.get_rng_state(),
-                "log_lines": run.log_lines(),
-            },
-        )
+        if is_main():
+            save_state(
+                run.checkpoint,
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "log_lines": run.log_lines(),
+                    "world_size": world_size(),
+                },
+            )
 
     meta = {
         "kind": "temporal",
@@ -146,18 +165,23 @@ def train_stage2(
         "feature_dim": train_store.feature_dim,
         "frame_encoder": train_store.encoder,
     }
-    save_weights(run.path / "model", model.state_dict(), meta)
-    out = run.path / "eval" / config.eval.split
-    return evaluate_temporal(
-        model,
-        val_store,
-        out,
-        windows=cfg.smoothing_windows,
-        batch_size=config.eval.batch_size,
-        device=device,
-        progress=progress,
-        temporal=temporal,
-    )
+    if temporal is None:  # resumed after the last epoch
+        temporal = temporal_probabilities(model, val_store, config.eval.batch_size, progress)
+    metrics = None
+    if is_main():
+        save_weights(run.path / "model", model.state_dict(), meta)
+        metrics = evaluate_temporal(
+            model,
+            val_store,
+            run.path / "eval" / config.eval.split,
+            windows=cfg.smoothing_windows,
+            batch_size=config.eval.batch_size,
+            device=device,
+            progress=progress,
+            temporal=temporal,
+        )
+    barrier()
+    return metrics if metrics is not None else score(prediction_table(val_store.table, *temporal))
 
 
 # ----------------------------------------------------------------------------------------------

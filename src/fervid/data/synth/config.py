@@ -1,9 +1,10 @@
 """Knobs of the synthetic expression-video dataset (see docs/synthetic.md).
 
-The defaults are the default demo dataset: 27 labelled train folders (about 16k frames), 9
-validation folders (about 4.3k frames), an unlabelled pool of 13 folders (about 6.5k frames)
-and 3 raw scene videos, generated in about a minute on two CPU cores. :func:`tiny_config` is a
-preset of a few hundred frames for tests.
+The defaults are the default demo dataset: 32 train videos (36 annotated folders, about 15k
+frames, 36 people), 10 validation videos (11 folders, about 5k frames, 11 people), an
+unlabelled pool of 16 videos (about 8k frames, 17 people) and 3 raw scene videos, generated in
+about a minute on two CPU cores. :func:`tiny_config` is a preset of a few hundred frames for
+tests.
 """
 
 from __future__ import annotations
@@ -17,45 +18,45 @@ from typing import Any
 class SynthConfig:
     seed: int = 0
     """Seed of everything; the same seed gives byte-identical files."""
-    train_identities: int = 24
+    train_identities: int = 36
     """People in the labelled train split (no person is in two splits)."""
-    validation_identities: int = 9
+    validation_identities: int = 11
     """People in the validation split."""
-    unlabelled_identities: int = 12
+    unlabelled_identities: int = 17
     """People in the unlabelled pool (nobody from the labelled splits)."""
-    train_videos: int = 24
+    train_videos: int = 32
     """Source videos of the train split; a two-person video gives two annotated folders."""
-    validation_videos: int = 8
+    validation_videos: int = 10
     """Source videos of the validation split."""
-    unlabelled_videos: int = 12
+    unlabelled_videos: int = 16
     """Source videos of the unlabelled pool."""
     two_person_fraction: float = 0.12
     """Share of videos with two people, written as ``<video>_left`` and ``<video>_right``."""
-    frames_min: int = 300
+    frames_min: int = 260
     """Shortest video, in frames."""
-    frames_max: int = 820
+    frames_max: int = 640
     """Longest video, in frames."""
     class_frequencies: list[float] = field(
         default_factory=lambda: [0.30, 0.04, 0.03, 0.03, 0.17, 0.12, 0.06, 0.25]
     )
     """Target share of frames per class (Neutral..Other), roughly Aff-Wild2's train split."""
-    min_events_per_class: int = 2
+    min_events_per_class: int = 3
     """Every class gets at least this many events in each split (when it has enough events)."""
     neutral_frames: int = 60
     """Mean length of a neutral stretch between events."""
     apex_frames: int = 45
     """Mean length of an event's apex (the held expression)."""
-    ramp_frames: int = 12
+    ramp_frames: int = 14
     """Mean length of an event's onset and of its offset; labelled with the event's class."""
     weak_event_fraction: float = 0.2
     """Share of events whose peak intensity is weak (0.25-0.5 instead of 0.6-1)."""
-    au_noise: float = 0.1
+    au_noise: float = 0.12
     """Standard deviation of per-frame white noise added to every action unit."""
     au_drift: float = 0.05
     """Standard deviation of slow (about 1 s) random drift of every action unit."""
-    identity_idiosyncrasy: float = 0.2
+    identity_idiosyncrasy: float = 0.15
     """Spread (log-normal sigma) of each person's gain on each action unit."""
-    resting_face: float = 0.15
+    resting_face: float = 0.1
     """Largest resting activation of an AU in a person's neutral face (e.g. low brows)."""
     other_max_similarity: float = 0.5
     """Mixtures labelled Other must have cosine similarity below this to every prototype."""
@@ -87,9 +88,9 @@ class SynthConfig:
     """Lowest JPEG quality of a video (each video draws its quality in [min, max])."""
     jpeg_quality_max: int = 95
     """Highest JPEG quality of a video."""
-    glasses_probability: float = 0.15
+    glasses_probability: float = 0.1
     """Share of people with glasses."""
-    beard_probability: float = 0.15
+    beard_probability: float = 0.1
     """Share of people with a beard or moustache."""
     scene_videos: int = 3
     """Raw scene videos (mp4 with a ground-truth CSV) for detection, alignment and tracking."""

@@ -41,7 +41,7 @@ EXPRESSIVE_AUS: tuple[str, ...] = AU_NAMES[:-1]
 # are dropped at random per event so that one class shows several variants.
 PROTOTYPES: dict[int, dict[str, float]] = {
     0: {},
-    1: {"brow_lower": 1.0, "lid_tighten": 0.8, "lip_press": 0.9, "upper_lid_raise": 0.35},
+    1: {"brow_lower": 1.0, "lid_tighten": 0.7, "lip_press": 0.9, "upper_lid_raise": 0.5},
     2: {"nose_wrinkle": 1.0, "upper_lip_raise": 0.9, "lip_corner_depress": 0.35, "brow_lower": 0.3},
     3: {
         "inner_brow_raise": 0.9,
@@ -55,7 +55,7 @@ PROTOTYPES: dict[int, dict[str, float]] = {
     4: {"cheek_raise": 0.85, "lip_corner_pull": 1.0, "lips_part": 0.4},
     5: {
         "inner_brow_raise": 1.0,
-        "brow_lower": 0.55,
+        "brow_lower": 0.3,
         "lip_corner_depress": 0.9,
         "eye_close": 0.25,
     },
@@ -102,7 +102,7 @@ def prototype_similarity(vector: np.ndarray) -> float:
 def event_pattern(
     label: int,
     rng: np.random.Generator,
-    drop_probability: float = 0.3,
+    drop_probability: float = 0.2,
     other_max_similarity: float = 0.5,
 ) -> np.ndarray:
     """AU pattern of one expression event at full intensity, a variant of the class prototype.

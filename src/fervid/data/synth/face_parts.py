@@ -108,7 +108,7 @@ def brow(p: Identity, a: np.ndarray, side: int) -> list[Shape]:
     thickness = p.brow_thickness * (0.65 + 0.5 * (1 - u))
     upper = np.stack([xs, ys - thickness * 0.55], 1)
     lower = np.stack([xs, ys + thickness * 0.45], 1)
-    return [shape("polygon", np.concatenate([upper, lower[::-1]]), shade(p.hair, 0.85))]
+    return [shape("polygon", np.concatenate([upper, lower[::-1]]), p.brows + (255,))]
 
 
 def forehead_and_glabella(p: Identity, a: np.ndarray) -> list[Shape]:

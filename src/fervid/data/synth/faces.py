@@ -151,9 +151,9 @@ def _hair(p: Identity, contour: np.ndarray) -> list[Shape]:
 def _beard(p: Identity, contour: np.ndarray) -> list[Shape]:
     hair = p.hair
     if p.beard == "moustache":
-        xs = np.linspace(-p.mouth_half_width - 1, p.mouth_half_width + 1, 7)
-        top = p.nose_y + 3.5 + 0.01 * xs**2
-        bottom = p.mouth_y - 1.5 + 0.012 * xs**2
+        xs = np.linspace(-p.mouth_half_width, p.mouth_half_width, 7)
+        bottom = p.mouth_y - 2.5 + 0.012 * xs**2
+        top = np.maximum(p.nose_y + 4, bottom - 5 + 0.008 * xs**2)
         band = np.concatenate(
             [np.stack([CENTER_X + xs, top], 1), np.stack([CENTER_X + xs, bottom], 1)[::-1]]
         )

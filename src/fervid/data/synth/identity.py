@@ -83,6 +83,8 @@ class Identity:
     lips: Colour
     iris: Colour
     hair: Colour
+    brows: Colour
+    """Brow colour: the hair's, but always clearly darker than the skin."""
     clothes: Colour
     hair_style: str
     hairline_y: float
@@ -167,6 +169,7 @@ def make_identity(
         lips=_colour(lips),
         iris=_colour(IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))]),
         hair=_colour(hair),
+        brows=_colour(np.minimum(hair * 0.85, skin * 0.55)),
         clothes=_colour(u(20, 230, 3)),
         hair_style=HAIR_STYLES[rng.choice(len(HAIR_STYLES), p=[0.3, 0.2, 0.15, 0.25, 0.1])],
         hairline_y=u(12.0, 24.0),

@@ -101,7 +101,7 @@ def draw_face(
     flat = apply(matrix, project(everything, *pose))
     pixels_per_unit = float(np.sqrt(abs(np.linalg.det(matrix[:, :2])))) * supersample
     start = 0
-    scaled = (flat[: len(model.points)] * supersample).ravel().tolist()
+    scaled = _to_canvas(flat[: len(model.points)], supersample).ravel().tolist()
     for shape, size in zip(model.shapes, sizes, strict=True):
         coordinates = scaled[2 * start : 2 * (start + size)]
         start += size
@@ -117,6 +117,12 @@ def draw_face(
     outline = flat[start + 5 :]
     box = np.concatenate([outline.min(0), outline.max(0)])
     return DrawnFace(landmarks=landmarks.astype(np.float32), box=box.astype(np.float32))
+
+
+def _to_canvas(points: np.ndarray, supersample: int) -> np.ndarray:
+    """Output pixel coordinates (pixel centres at integers) on the supersampled canvas: output
+    pixel i covers canvas pixels supersample*i .. supersample*i + supersample - 1."""
+    return points * supersample + (supersample - 1) / 2
 
 
 def _canvas(
@@ -175,7 +181,9 @@ def render_aligned_face(
     if extra_shapes:
         canvas = ImageDraw.Draw(image, "RGBA")
         for shape in extra_shapes:
-            canvas.polygon((shape.points[:, :2] * supersample).ravel().tolist(), fill=shape.colour)
+            canvas.polygon(
+                _to_canvas(shape.points, supersample).ravel().tolist(), fill=shape.colour
+            )
     return np.asarray(_finish(image, supersample)), drawn.landmarks
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import av
 import numpy as np
 
 from fervid.data.synth.config import SynthConfig
@@ -107,6 +106,8 @@ def render_scene(config: SynthConfig, out: Path, scene: ScenePlan) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     with atomic_path(folder / f"{scene.name}.mp4") as video_path:
+        import av  # only scene videos need the encoder
+
         container = av.open(str(video_path), mode="w", format="mp4")
         stream = container.add_stream(
             "libx264", rate=scene.fps, options={"crf": "20", "preset": "veryfast"}

@@ -1,0 +1,64 @@
+"""``fervid_cnn``: a plain five-block CNN for training from scratch on CPUs, registered in timm.
+
+Mobile backbones built for ImageNet (LCNet, MobileNetV3) and even ResNet-10 learn slowly from
+scratch on a few tens of thousands of 64x64 faces and overfit the people they see; on the
+synthetic demo data this small plain network (conv-BN-ReLU blocks, max pooling, 0.4M
+parameters) generalises to new people better at the same CPU budget (docs/results.md). It is
+registered with timm, so ``model.backbone: fervid_cnn`` works like any timm name; it has no
+pretrained weights.
+"""
+
+from __future__ import annotations
+
+from timm.models import register_model
+from torch import nn
+
+WIDTHS = (24, 48, 96, 128, 192)
+
+
+class SmallCNN(nn.Module):
+    """Blocks of 3x3 conv + BatchNorm + ReLU, each but the last followed by 2x2 max pooling,
+    then global average pooling. ``forward`` returns logits, or the pooled features when
+    ``num_classes`` is 0 (timm's convention)."""
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = WIDTHS,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for index, width in enumerate(widths):
+            layers += [
+                nn.Conv2d(channels, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            if index < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.num_features = channels
+        self.drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, images):
+        return self.features(images)
+
+    def forward(self, images):
+        return self.head(self.drop(self.pool(self.forward_features(images))))
+
+
+@register_model
+def fervid_cnn(pretrained: bool = False, **kwargs) -> SmallCNN:
+    if pretrained:
+        raise ValueError("fervid_cnn has no pretrained weights; set model.pretrained=false")
+    options = {k: kwargs[k] for k in ("num_classes", "in_chans", "drop_rate") if k in kwargs}
+    return SmallCNN(**options)
