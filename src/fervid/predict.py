@@ -11,7 +11,9 @@ are never kept, features of each track spill to a temporary file.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import queue
 import tempfile
 import threading
@@ -27,6 +29,7 @@ from fervid import schema
 from fervid.errors import DataError
 from fervid.evaluate import fill_from_neighbours
 from fervid.labels import CLASS_NAMES
+from fervid.video.align import align_faces
 from fervid.video.decode import read_frames
 from fervid.video.detect import build_detector
 from fervid.video.faces import track_faces
@@ -162,18 +165,32 @@ class Predictor:
     # -- front end + encoder ------------------------------------------------------------------
 
     def _encode_faces(self, reader, scratch: Path) -> tuple[TrackedFaces, dict]:
+        if self.device.type != "cpu":
+            return self._encode_all(reader, scratch)
+        # on CPU the encoder shares the cores with the decoding and detecting threads: give it
+        # what they leave (one thread on a 2-core machine) instead of letting it oversubscribe
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - 1)))
+        try:
+            return self._encode_all(reader, scratch)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _encode_all(self, reader, scratch: Path) -> tuple[TrackedFaces, dict]:
         tracker = FaceTracker()
         faces = TrackedFaces(scratch)
         pending: list = []
         encode_seconds = 0.0
-        # three stages overlap: decoding (a thread), detection + tracking + alignment (a thread),
-        # encoding (here); PyAV, onnxruntime and torch release the GIL while they work
+        # three stages overlap: decoding (a thread), detection + tracking (a thread), alignment
+        # + encoding (here); PyAV, onnxruntime, PIL and torch release the GIL while they work
         frames = _in_background(reader, depth=8)
-        for frame_faces in _in_background(
-            track_faces(frames, self.detector, tracker, detect_every=self.options.detect_every)
-        ):
+        detected = track_faces(
+            frames, self.detector, tracker, detect_every=self.options.detect_every, align=False
+        )
+        for frame_faces in _in_background(detected):
             if len(frame_faces.track_ids):
-                pending.append(frame_faces)
+                crops = align_faces(frame_faces.frame.image, frame_faces.detections)
+                pending.append(dataclasses.replace(frame_faces, crops=crops))
             if sum(len(f.track_ids) for f in pending) >= self.options.batch_size:
                 encode_seconds += self._encode(pending, faces)
                 pending = []

@@ -24,12 +24,13 @@ from fervid.video.track import FaceTracker
 @dataclass(frozen=True)
 class FrameFaces:
     """The faces of one frame: (N, 15) detections (``fervid.video.detect``), their (N,) track
-    ids and their aligned crops, uint8 (N, 3, size, size); N may be 0."""
+    ids and their aligned crops, uint8 (N, 3, size, size); N may be 0. ``crops`` is None when
+    ``track_faces`` was asked not to align (the consumer aligns, e.g. in another thread)."""
 
     frame: Frame
     detections: np.ndarray
     track_ids: np.ndarray
-    crops: np.ndarray
+    crops: np.ndarray | None
 
 
 def track_faces(
@@ -39,6 +40,7 @@ def track_faces(
     min_score: float | None = None,
     size: int = TEMPLATE_SIZE,
     detect_every: int = 1,
+    align: bool = True,
 ) -> Iterator[FrameFaces]:
     """Detect, track and align the faces of each frame, one frame at a time. ``min_score``
     drops detections below it on top of the detector's own threshold; ``tracker`` defaults to
@@ -58,5 +60,5 @@ def track_faces(
             if min_score is not None:
                 detections = detections[detections[:, SCORE] >= min_score]
             track_ids = tracker.update(detections)
-        crops = align_faces(frame.image, detections, size)
+        crops = align_faces(frame.image, detections, size) if align else None
         yield FrameFaces(frame, detections, track_ids, crops)
