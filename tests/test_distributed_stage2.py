@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from fervid import schema
@@ -20,6 +21,15 @@ from .test_features import BATCH, model_file
 from .test_stage2 import ENCODER, TINY, pulses, write_store
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The one-process reference runs with one thread, as torchrun starts each process."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_extraction_by_two_processes_writes_the_store_of_one(colour_coded_dataset, tmp_path):
     model = model_file(tmp_path / "model")
     options = [
@@ -29,7 +39,6 @@ def test_extraction_by_two_processes_writes_the_store_of_one(colour_coded_datase
         "train.device=cpu",
     ]
     table = split_frames(load_config(None, options).data, "train")
-    torch.set_num_threads(1)  # torchrun starts each process with one thread
     single = extract_features(model, table, tmp_path / "one", BATCH, workers=0, progress=False)
 
     result = torchrun(
@@ -49,7 +58,6 @@ def test_two_processes_finish_an_extraction_one_process_left(colour_coded_datase
     model = model_file(tmp_path / "model")
     options = [f"data.root={colour_coded_dataset}", "data.workers=0", "train.device=cpu"]
     table = split_frames(load_config(None, options).data, "train")
-    torch.set_num_threads(1)
     complete = extract_features(model, table, tmp_path / "done", workers=0, progress=False)
     # the state a killed one-process run leaves: the first video done, the rest never written
     shutil.copytree(tmp_path / "done", tmp_path / "store")
