@@ -6,8 +6,6 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from fervid import schema
 from fervid.config import load_config
@@ -17,17 +15,8 @@ from fervid.models.temporal import load_temporal_model
 from fervid.smoothing import temporal_probabilities
 
 from .test_distributed_training import torchrun
-from .test_features import BATCH, model_file
+from .test_features import BATCH, model_file, one_thread  # noqa: F401 (autouse: 1 thread, as torchrun)
 from .test_stage2 import ENCODER, TINY, pulses, write_store
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The one-process reference runs with one thread, as torchrun starts each process."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_extraction_by_two_processes_writes_the_store_of_one(colour_coded_dataset, tmp_path):
