@@ -90,11 +90,18 @@ def bench_loader(root: Path, workers: int, batch: int, limit: int) -> dict:
 
 def step_inputs(model: FrameModel, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     size = model.input_size
-    return torch.randn(batch, 3, size, size), torch.randint(0, 8, (batch,))
+    images = torch.randn(batch, 3, size, size).contiguous(memory_format=model.memory_format)
+    return images, torch.randint(0, 8, (batch,))
+
+
+def training_model(config) -> FrameModel:
+    """The frame model as stage 1 builds it (memory format included)."""
+    model = FrameModel(config.model)
+    return model.use_channels_last() if config.train.channels_last else model
 
 
 def forward_backward_rate(config, batch: int, steps: int) -> float:
-    model = FrameModel(config.model)
+    model = training_model(config)
     optimizer = build_optimizer(model, config.optim)
     images, labels = step_inputs(model, batch)
     for step in range(steps + 2):
@@ -114,7 +121,7 @@ def full_step_rate(config, steps: int, ssl: bool) -> tuple[float, int]:
     from fervid.ssl.objective import PseudoLabelObjective
 
     data = Stage1Data(config)
-    model = FrameModel(config.model)
+    model = training_model(config)
     optimizer = build_optimizer(model, config.optim)
     ema = ModelEmaV3(model, decay=0.999, use_warmup=True)
     objective = PseudoLabelObjective(config.ssl, data.num_unlabelled) if ssl else None

@@ -1,5 +1,5 @@
 """Stage 2 costs: feature extraction throughput and memory, temporal inference cost, and memory
-while evaluating a 300k-frame split. Frame encoder: the demo recipe's (test_resnet at 64x64),
+while evaluating a 300k-frame split. Frame encoder: the demo recipe's (fervid_cnn at 64x64, channels-last as inference runs it),
 random weights (speed does not depend on them).
 
 1. extraction: ``--videos`` folders of ``--frames-per-video`` real 112x112 JPEGs go through
@@ -52,6 +52,7 @@ from fervid.models.frame import FrameModel
 from fervid.models.temporal import TemporalEncoder, predict_windows
 from fervid.smoothing import compare, format_comparison
 
+BATCH = load_config("demo").eval.batch_size  # extraction's default batch
 ENCODER = {"sha256": "0" * 64, "backbone": "random", "input_size": 64, "source": "benchmark"}
 
 
@@ -119,8 +120,9 @@ class MemorySampler:
 
 
 def encoder_forward_rate(model: FrameModel, images: torch.Tensor, seconds: float = 6.0) -> float:
-    """Frames/s of ``features`` + ``head`` on in-memory uint8 crops at the input size."""
-    batch = images[:256]
+    """Frames/s of ``features`` + ``head`` on in-memory uint8 crops at the input size, in
+    batches of extraction's default size."""
+    batch = images[:BATCH]
     with torch.inference_mode():
         model.head(model.features(model.normalize(batch)))
         frames, started = 0, time.perf_counter()
@@ -156,7 +158,7 @@ def write_jpegs(root: Path, videos: int, frames: int, seed: int = 0) -> None:
 def loader_rate(table: FrameTable, workers: int) -> float:
     """Frames/s of decoding alone: the DataLoader extraction uses, with no encoder."""
     loader = DataLoader(
-        FrameDataset(table, 64), batch_size=256, num_workers=workers, collate_fn=collate_frames
+        FrameDataset(table, 64), batch_size=BATCH, num_workers=workers, collate_fn=collate_frames
     )
     started = time.perf_counter()
     frames = sum(len(batch.rows) for batch in loader)
@@ -182,7 +184,7 @@ def extraction_run(root: Path, videos: int, workers: int, out: Path) -> dict:
     """Forward rate (before and after), decoding rate, then extraction, in this process, with
     the torch thread count extraction uses."""
     torch.manual_seed(0)
-    model = FrameModel(load_config("demo").model).eval()
+    model = FrameModel(load_config("demo").model).use_channels_last().eval()
     table = read_video_frames(root, [f"video{v:03d}" for v in range(videos)])
     rows = range(min(256, len(table)))
     sample = torch.stack([torch.from_numpy(load_crop(table.image_path(r), 64)) for r in rows])
@@ -194,12 +196,12 @@ def extraction_run(root: Path, videos: int, workers: int, out: Path) -> dict:
     decode = loader_rate(table, workers)
     with MemorySampler() as memory:
         started = time.perf_counter()
-        extract_features(model, table, out, batch_size=256, workers=workers, progress=False)
+        extract_features(model, table, out, batch_size=BATCH, workers=workers, progress=False)
         seconds = time.perf_counter() - started
     in_memory = CropsInMemory(table, model.input_size)
     started = time.perf_counter()
     extract_features(
-        model, table, out.with_name(out.name + "-mem"), 256, 0, dataset=in_memory, progress=False
+        model, table, out.with_name(out.name + "-mem"), BATCH, 0, dataset=in_memory, progress=False
     )
     writer = len(table) / (time.perf_counter() - started)
     forward = (forward_before + encoder_forward_rate(model, sample)) / 2
@@ -233,7 +235,7 @@ def temporal_cost(frames: int, threads: int) -> dict:
     frame encoder's forward pass, measured alternately in this process with ``threads``."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    encoder = FrameModel(load_config("demo").model).eval()
+    encoder = FrameModel(load_config("demo").model).use_channels_last().eval()
     crops = torch.randint(0, 256, (256, 3, 64, 64), dtype=torch.uint8)
     rng = np.random.default_rng(0)
     features = rng.normal(size=(frames, encoder.num_features)).astype(np.float16)

@@ -86,8 +86,9 @@ class TrainConfig:
     accumulate: int = 1
     """Gradient accumulation: one optimizer step every N batches (effective batch =
     batch_size x accumulate x processes)."""
-    channels_last: bool = False
-    """channels_last memory format (faster convolutions on recent GPUs)."""
+    channels_last: bool = True
+    """channels_last memory format: 1.5x faster convolutions on a CPU (measured, fervid_cnn and
+    ResNet) and on recent GPUs; no effect on ViTs. Inference always uses it."""
     compile: bool = False
     """torch.compile the model (GPU; compiling takes a minute or two)."""
 
@@ -140,7 +141,9 @@ class SSLConfig:
 
 @dataclass
 class EvalConfig:
-    batch_size: int = 256
+    batch_size: int = 128
+    """Frames per forward pass in evaluation and feature extraction (on a 2-core CPU 128 runs
+    ~1.5x faster than 256, which falls out of cache; GPUs can take more)."""
     split: str = "validation"
 
 

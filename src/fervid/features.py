@@ -126,7 +126,7 @@ def extract_features(
     model: str | Path | FrameModel,
     table: FrameTable,
     out_dir: str | Path,
-    batch_size: int = 256,
+    batch_size: int = 128,
     workers: int = 2,
     device: str | torch.device = "cpu",
     progress: bool = True,

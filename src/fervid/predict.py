@@ -4,8 +4,8 @@ video -> frames (PyAV, streamed) -> faces (detector) -> tracks -> aligned 112x11
 frame encoder (batched) -> per-track sequence -> Temporal Encoder (or, for frame-only models,
 a centred moving average) -> per-frame table, timeline plots, JSON summary, annotated video.
 
-Decoding, detection and alignment run in a background thread while the encoder runs in the
-caller's, so the two CPU cores work at once. Memory stays flat however long the video: frames
+Three stages overlap: decoding in a thread, detection + tracking in another, alignment +
+encoding in the caller's, so that two CPU cores work at once (docs/benchmarks.md). Memory stays flat however long the video: frames
 are never kept, features of each track spill to a temporary file.
 """
 

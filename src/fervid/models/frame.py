@@ -26,8 +26,11 @@ class FrameModel(nn.Module):
 
     ``features`` gives the per-frame vector that stage 2 stores; ``forward`` gives logits.
     Input: float images normalised with ``mean``/``std`` (buffers, so they travel with the
-    weights), shape (B, 3, input_size, input_size).
+    weights), shape (B, 3, input_size, input_size), in ``memory_format`` (``normalize`` returns
+    that layout).
     """
+
+    memory_format: torch.memory_format = torch.contiguous_format
 
     def __init__(self, config: ModelConfig, num_classes: int = NUM_CLASSES):
         super().__init__()
@@ -42,11 +45,19 @@ class FrameModel(nn.Module):
         if config.weights:
             load_backbone_weights(self.backbone, config.weights)
 
+    def use_channels_last(self) -> FrameModel:
+        """Weights and (through ``normalize``) inputs in the channels-last memory format. On the
+        2-core CPU of docs/benchmarks.md convolutions run 1.5-1.6x faster this way (fervid_cnn,
+        LCNet, ResNet; ViTs unchanged), and on GPUs cuDNN prefers it too."""
+        self.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last
+        return self
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 or [0,1] float images -> normalised float input."""
+        """uint8 or [0,1] float images -> normalised float input in ``memory_format``."""
         if images.dtype == torch.uint8:
             images = images.float().div_(255)
-        return (images - self.mean) / self.std
+        return ((images - self.mean) / self.std).contiguous(memory_format=self.memory_format)
 
     def prepare(self, crops: torch.Tensor) -> torch.Tensor:
         """Aligned uint8 crops (B,3,H,W) of any size -> normalised input at ``input_size``."""
@@ -129,7 +140,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
 
 
 def load_frame_model(path: str | Path) -> FrameModel:
-    """A frame model from a model file written by training (``model.safetensors`` + ``.json``)."""
+    """A frame model from a model file written by training (``model.safetensors`` + ``.json``),
+    ready for inference: eval mode, channels-last."""
     from fervid.checkpoint import load_weights
     from fervid.config import ModelConfig, from_dict
 
@@ -142,5 +154,4 @@ def load_frame_model(path: str | Path) -> FrameModel:
     model_config.pretrained, model_config.weights = False, None
     model = FrameModel(model_config)
     model.load_state_dict(state)
-    model.eval()
-    return model
+    return model.use_channels_last().eval()

@@ -7,14 +7,17 @@ import logging
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from fervid.checkpoint import load_state
 from fervid.config import OptimConfig
 from fervid.data.frames import DecodedFrames, FrameBatch, FrameDataset, collate_frames
 from fervid.data.samplers import ClassBalancedSampler
+from fervid.dist import world_size
 from fervid.errors import ConfigError
 
 log = logging.getLogger("fervid")
@@ -30,6 +33,18 @@ def log_validation(record: dict, metrics: dict) -> None:
         record["loss"],
         metrics["macro_f1"],
     )
+
+
+def load_resume_state(checkpoint: Path, shared_by: str) -> dict:
+    """The training state in ``checkpoint``, refused (ConfigError) if another number of
+    processes wrote it: ``shared_by`` says what the process count shares out."""
+    state = load_state(checkpoint)
+    if state.get("world_size", 1) != world_size():
+        raise ConfigError(
+            f"{checkpoint} was written by {state.get('world_size', 1)} processes; resume it with "
+            f"the same number ({shared_by} by process count), not {world_size()}"
+        )
+    return state
 
 
 def pick_device(name: str) -> torch.device:

@@ -23,12 +23,11 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from fervid.checkpoint import load_state, save_state, save_weights
+from fervid.checkpoint import save_state, save_weights
 from fervid.config import Config, to_dict
 from fervid.data.frames import FrameBatch, UnlabelledBatch
 from fervid.data.transforms import weak_augment
 from fervid.dist import barrier, check_same_everywhere, is_main, rank, world_size
-from fervid.errors import ConfigError
 from fervid.evaluate import score, write_evaluation
 from fervid.models.frame import FrameModel
 from fervid.run import RunDir
@@ -38,6 +37,7 @@ from fervid.train.common import (
     autocast,
     build_optimizer,
     cosine_lr,
+    load_resume_state,
     log_validation,
     pick_device,
     set_lr,
@@ -64,8 +64,8 @@ class Stage1Step:
         self.config, self.device = config, device
         self.accumulate = cfg.accumulate
         self.model = FrameModel(config.model).to(device)
-        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
+        if cfg.channels_last:
+            self.model.use_channels_last()
         trained = DistributedDataParallel(self.model) if world_size() > 1 else self.model
         self.trained = torch.compile(trained) if cfg.compile else trained
         self.optimizer = build_optimizer(self.model, config.optim)
@@ -86,7 +86,7 @@ class Stage1Step:
         images = images.to(self.device, non_blocking=True)
         if rng is not None:
             images = weak_augment(images, rng)
-        return self.model.normalize(images).contiguous(memory_format=self.memory_format)
+        return self.model.normalize(images)
 
     def __call__(
         self,
@@ -150,12 +150,7 @@ def train_stage1(
 
     start_epoch, predictions = 0, None
     if resume and run.checkpoint.exists():
-        state = load_state(run.checkpoint)
-        if state.get("world_size", 1) != world_size():
-            raise ConfigError(
-                f"{run.checkpoint} was written by {state.get('world_size', 1)} processes; resume "
-                f"it with the same number (samplers shard by process count), not {world_size()}"
-            )
+        state = load_resume_state(run.checkpoint, "samplers shard")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:

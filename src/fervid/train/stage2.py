@@ -22,7 +22,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from fervid.checkpoint import load_state, save_state, save_weights
+from fervid.checkpoint import save_state, save_weights
 from fervid.config import Config, DataConfig, OptimConfig, TemporalConfig, to_dict
 from fervid.data.affwild2 import read_split
 from fervid.data.table import FrameTable
@@ -38,6 +38,7 @@ from fervid.train.common import (
     autocast,
     build_optimizer,
     cosine_lr,
+    load_resume_state,
     log_validation,
     pick_device,
     set_lr,
@@ -89,13 +90,7 @@ def train_stage2(
 
     start_epoch = 0
     if resume and run.checkpoint.exists():
-        state = load_state(run.checkpoint)
-        if state.get("world_size", 1) != world_size():
-            raise ConfigError(
-                f"{run.checkpoint} was written by {state.get('world_size', 1)} processes; resume "
-                f"it with the same number (windows are shared out by process count), not "
-                f"{world_size()}"
-            )
+        state = load_resume_state(run.checkpoint, "windows are shared out")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])

@@ -99,6 +99,7 @@ def load_video_model(path: str | Path) -> VideoModel:
     model_config.pretrained, model_config.weights = False, None
     frame = FrameModel(model_config)
     frame.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("frame.")})
+    frame.use_channels_last()
     temporal = None
     if meta.get("temporal"):
         temporal = TemporalEncoder(

@@ -1,0 +1,34 @@
+import copy
+
+import torch
+
+from fervid.checkpoint import save_weights
+from fervid.config import ModelConfig
+from fervid.models.frame import FrameModel, load_frame_model
+
+
+def small_model() -> FrameModel:
+    torch.manual_seed(0)
+    return FrameModel(ModelConfig(backbone="fervid_cnn", input_size=32)).eval()
+
+
+def test_channels_last_gives_the_same_outputs_and_feeds_channels_last_inputs():
+    model = small_model()
+    fast = copy.deepcopy(model).use_channels_last()
+    crops = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    images = fast.normalize(crops)
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert not model.normalize(crops).is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(images), model(model.normalize(crops)), atol=1e-4, rtol=0)
+
+
+def test_a_channels_last_model_saves_and_loads_for_inference_in_channels_last(tmp_path):
+    model = small_model().use_channels_last()
+    meta = {"kind": "frame", "config": {"model": {"backbone": "fervid_cnn", "input_size": 32}}}
+    path = save_weights(tmp_path / "model", model.state_dict(), meta)
+    loaded = load_frame_model(path)
+    assert not loaded.training
+    assert loaded.memory_format == torch.channels_last
+    crops = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    torch.testing.assert_close(loaded.probabilities(crops), model.probabilities(crops))
