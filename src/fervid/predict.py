@@ -5,8 +5,9 @@ frame encoder (batched) -> per-track sequence -> Temporal Encoder (or, for frame
 a centred moving average) -> per-frame table, timeline plots, JSON summary, annotated video.
 
 Three stages overlap: decoding in a thread, detection + tracking in another, alignment +
-encoding in the caller's, so that two CPU cores work at once (docs/benchmarks.md). Memory stays flat however long the video: frames
-are never kept, features of each track spill to a temporary file.
+encoding in the caller's, so that two CPU cores work at once (docs/benchmarks.md). Memory
+stays flat however long the video: frames are never kept, features of each track spill to a
+temporary file.
 """
 
 from __future__ import annotations
