@@ -13,7 +13,7 @@ from fervid.errors import DataError
 from fervid.features import write_store
 from fervid.models.temporal import make_windows
 from fervid.smoothing import choose_window, compare, format_comparison, moving_average
-from fervid.train import stage2
+from fervid.train import common
 from fervid.train.stage2 import train_stage2, window_loss, window_weights
 
 ENCODER = {"sha256": "5" * 64, "backbone": "synthetic", "input_size": 0, "source": "test"}
@@ -151,17 +151,17 @@ def test_resume_after_a_kill_ends_with_the_same_weights(stores, tmp_path, monkey
     ]
     train_stage2(config(stores, *options), tmp_path / "full", progress=False)
 
-    original = stage2.save_state
+    original = common.save_state  # the checkpoint writer of both stages
 
     def save_then_die(path, state):
         original(path, state)
         if state["epoch"] == 0:
             raise KeyboardInterrupt  # killed right after the first checkpoint
 
-    monkeypatch.setattr(stage2, "save_state", save_then_die)
+    monkeypatch.setattr(common, "save_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_stage2(config(stores, *options), tmp_path / "killed", progress=False)
-    monkeypatch.setattr(stage2, "save_state", original)
+    monkeypatch.setattr(common, "save_state", original)
     train_stage2(config(stores, *options), tmp_path / "killed", resume=True, progress=False)
 
     full, _ = load_weights(tmp_path / "full" / "model.safetensors")

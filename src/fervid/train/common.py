@@ -13,12 +13,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fervid.checkpoint import load_state
+from fervid.checkpoint import load_state, save_state
 from fervid.config import OptimConfig
 from fervid.data.frames import DecodedFrames, FrameBatch, FrameDataset, collate_frames
 from fervid.data.samplers import ClassBalancedSampler
-from fervid.dist import world_size
+from fervid.dist import is_main, world_size
 from fervid.errors import ConfigError
+from fervid.run import RunDir
 
 log = logging.getLogger("fervid")
 
@@ -33,6 +34,15 @@ def log_validation(record: dict, metrics: dict) -> None:
         record["loss"],
         metrics["macro_f1"],
     )
+
+
+def save_resume_state(run: RunDir, **state) -> None:
+    """Process 0 writes the epoch's training ``state`` (model, optimizer, ...) to the run's
+    checkpoint, plus what every resume needs: the torch RNG state, how many lines each log
+    holds, and the process count that ``load_resume_state`` checks."""
+    if is_main():
+        extra = {"rng": torch.get_rng_state(), "log_lines": run.log_lines()}
+        save_state(run.checkpoint, {**state, **extra, "world_size": world_size()})
 
 
 def load_resume_state(checkpoint: Path, shared_by: str) -> dict:

@@ -23,7 +23,7 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from fervid.checkpoint import save_state, save_weights
+from fervid.checkpoint import save_weights
 from fervid.config import Config, to_dict
 from fervid.data.frames import FrameBatch, UnlabelledBatch
 from fervid.data.transforms import weak_augment
@@ -40,6 +40,7 @@ from fervid.train.common import (
     load_resume_state,
     log_validation,
     pick_device,
+    save_resume_state,
     set_lr,
 )
 from fervid.train.stage1_data import Stage1Data
@@ -205,20 +206,14 @@ def train_stage1(
             metrics = score(predictions)
             log_validation(record, metrics)
         run.log(record)
-        if is_main():
-            save_state(
-                run.checkpoint,
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "ema": ema.module.state_dict() if ema is not None else {},
-                    "objective": objective.state_dict() if objective is not None else {},
-                    "rng": torch.get_rng_state(),
-                    "log_lines": run.log_lines(),
-                    "world_size": world_size(),
-                },
-            )
+        save_resume_state(
+            run,
+            epoch=epoch,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            ema=ema.module.state_dict() if ema is not None else {},
+            objective=objective.state_dict() if objective is not None else {},
+        )
 
     if predictions is None:  # resumed after the last epoch
         predictions = data.predict_validation(eval_model, device, progress)

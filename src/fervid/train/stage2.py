@@ -22,7 +22,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from fervid.checkpoint import save_state, save_weights
+from fervid.checkpoint import save_weights
 from fervid.config import Config, DataConfig, OptimConfig, TemporalConfig, to_dict
 from fervid.data.affwild2 import read_split
 from fervid.data.table import FrameTable
@@ -41,6 +41,7 @@ from fervid.train.common import (
     load_resume_state,
     log_validation,
     pick_device,
+    save_resume_state,
     set_lr,
 )
 
@@ -141,18 +142,12 @@ def train_stage2(
             metrics = score(prediction_table(val_store.table, *temporal))
             log_validation(record, metrics)
         run.log(record)
-        if is_main():
-            save_state(
-                run.checkpoint,
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": torch.get_rng_state(),
-                    "log_lines": run.log_lines(),
-                    "world_size": world_size(),
-                },
-            )
+        save_resume_state(
+            run,
+            epoch=epoch,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+        )
 
     meta = {
         "kind": "temporal",
