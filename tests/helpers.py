@@ -20,3 +20,21 @@ def kill_after_first_checkpoint(run: Path, cli_args: list[str], timeout: float =
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (run / "model.safetensors").exists(), "the run finished before it could be killed"
+
+
+def torchrun(
+    processes: int, *args: str, target: tuple[str, ...] = ("-m", "fervid", "-q")
+) -> subprocess.CompletedProcess:
+    """Run ``target *args`` under torchrun with ``processes`` CPU processes (gloo) on a free
+    port; the caller checks the return code and reads stderr."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={processes}",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        *target,
+        *args,
+    ]
+    return subprocess.run(command, timeout=300, capture_output=True, text=True)

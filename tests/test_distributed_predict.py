@@ -3,7 +3,7 @@ gets its outputs, a bad input is reported once and fails the run."""
 
 import pandas as pd
 
-from .test_distributed_training import torchrun
+from .helpers import torchrun
 from .test_predict import random_weights_model, write_video  # noqa: F401 (fixture)
 
 

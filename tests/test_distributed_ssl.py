@@ -1,36 +1,25 @@
 """Two processes under torchrun (gloo) keep the same SSL statistics as one process."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from .helpers import torchrun
+
 SCRIPT = Path(__file__).parent / "distributed" / "ssl_statistics.py"
 
 
-def run_torchrun(processes: int, out: Path, threshold: str) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc-per-node={processes}",
-        "--master-port=0",
-        "--rdzv-backend=c10d",
-        "--rdzv-endpoint=127.0.0.1:0",
-        str(SCRIPT),
-        str(out),
-        threshold,
-    ]
-    subprocess.run(command, check=True, timeout=240, capture_output=True)
+def run_statistics(processes: int, out: Path, threshold: str) -> None:
+    result = torchrun(processes, str(out), threshold, target=(str(SCRIPT),))
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("threshold", ["flex", "free"])
 def test_two_processes_match_one_process_statistics(tmp_path, threshold):
-    run_torchrun(1, tmp_path / "one", threshold)
-    run_torchrun(2, tmp_path / "two", threshold)
+    run_statistics(1, tmp_path / "one", threshold)
+    run_statistics(2, tmp_path / "two", threshold)
     one = json.loads((tmp_path / "one.rank0").read_text())
     two = [json.loads((tmp_path / f"two.rank{r}").read_text()) for r in range(2)]
     assert two[0] == two[1]  # every process holds the same statistics

@@ -14,7 +14,7 @@ from fervid.features import FeatureStore, extract_features, split_frames
 from fervid.models.temporal import load_temporal_model
 from fervid.smoothing import temporal_probabilities
 
-from .test_distributed_training import torchrun
+from .helpers import torchrun
 from .test_features import BATCH, model_file, one_thread  # noqa: F401 (autouse: 1 thread, as torchrun)
 from .test_stage2 import ENCODER, TINY, pulses, write_store
 

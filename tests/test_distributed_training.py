@@ -8,24 +8,8 @@ import pytest
 
 from fervid.checkpoint import load_weights
 
+from .helpers import torchrun
 from .test_stage1_ssl import SSL
-
-
-def torchrun(
-    processes: int, *args: str, target: tuple[str, ...] = ("-m", "fervid")
-) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc-per-node={processes}",
-        "--rdzv-backend=c10d",
-        "--rdzv-endpoint=127.0.0.1:0",
-        *target,
-        "-q",
-        *args,
-    ]
-    return subprocess.run(command, timeout=300, capture_output=True, text=True)
 
 
 def test_ssl_training_under_torchrun_two_processes(colour_coded_dataset, tmp_path):
@@ -83,7 +67,7 @@ def test_mismatched_configs_across_ranks_are_detected(colour_coded_dataset, tmp_
         str(tmp_path / "run"),
         f"data.root={colour_coded_dataset}",
         *SSL,
-        target=(str(script),),
+        target=(str(script), "-q"),
     )
     assert result.returncode != 0
     assert "different configs" in result.stderr

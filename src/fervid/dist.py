@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 
@@ -34,7 +35,16 @@ def init_from_environment(timeout_s: float = 600) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    atexit.register(leave_process_group)
     return True
+
+
+def leave_process_group() -> None:
+    """Destroy the process group before the interpreter exits: left to static destructors,
+    gloo's threads can abort a finished process ("terminate called without an active
+    exception"), and torchrun then reports a successful run as failed."""
+    if is_distributed():
+        dist.destroy_process_group()
 
 
 def collective_device() -> torch.device:
