@@ -174,7 +174,8 @@ def demo(
         stage=2,
     )
     lap("stage2")
-    model = export(stage1, run / "fervid_demo_model.safetensors", stage2)
+    frame = None if config.temporal.finetune_encoder else stage1
+    model = export(frame, run / "fervid_demo_model.safetensors", stage2)
     seconds["total"] = sum(seconds.values())
     return {
         "data": str(config.data.root),
@@ -188,12 +189,13 @@ def demo(
 
 
 def export(
-    frame_run: str | Path,
+    frame_run: str | Path | None,
     out: str | Path,
     temporal_run: str | Path | None = None,
     install_as: str | None = None,
 ) -> Path:
-    """Package a stage-1 run (and optionally a stage-2 run) as one model file for predict."""
+    """Package a stage-1 run (and optionally a stage-2 run) as one model file for predict;
+    ``frame_run`` None takes the encoder a stage-2 run fine-tuned."""
     from fervid.zoo import install
     from fervid.zoo.video_model import export_model
 

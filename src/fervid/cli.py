@@ -150,7 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="package a trained run (stage 1 [+ stage 2]) as one model file"
     )
-    export.add_argument("--frame", required=True, help="stage-1 run folder or frame model file")
+    export.add_argument(
+        "--frame",
+        help="stage-1 run folder or frame model file (default with --temporal: the encoder the "
+        "stage-2 run fine-tuned, if it did)",
+    )
     export.add_argument("--temporal", help="stage-2 run folder or temporal model file")
     export.add_argument(
         "--out",

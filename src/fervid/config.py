@@ -200,6 +200,15 @@ class TemporalConfig:
     """AdamW peak learning rate (linear warm-up, then cosine decay to 1% of it)."""
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
+    finetune_encoder: bool = False
+    """Train the frame encoder (``frame_model``) together with the Temporal Encoder on windows of
+    face crops, instead of on the frozen features of ``train_store`` (docs/temporal.md). Costs a
+    forward and backward pass of the encoder per frame of every window."""
+    encoder_lr_scale: float = 0.1
+    """When fine-tuning: the encoder's learning rate as a fraction of ``lr``."""
+    frame_loss: float = 1.0
+    """When fine-tuning: weight of the encoder head's own per-frame loss, which keeps the frame
+    model (its head, the baselines and predict's frame probabilities) in step with the encoder."""
 
 
 @dataclass

@@ -291,7 +291,7 @@ def _open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> di
                 f"this store holds features of frame model {describe_encoder(meta['encoder'])}, "
                 f"not of {describe_encoder(encoder)}; write to another --out or delete {out}",
             )
-        if not _same_frames(FrameTable.load(out / "index.npz"), table):
+        if not same_frames(FrameTable.load(out / "index.npz"), table):
             raise DataError(
                 out / "index.npz",
                 "this store was started for other videos or frames; write to another --out "
@@ -332,7 +332,7 @@ def video_names(table: FrameTable) -> set[str]:
     return {table.videos[video] for video, _ in table.video_slices()}
 
 
-def _same_frames(a: FrameTable, b: FrameTable) -> bool:
+def same_frames(a: FrameTable, b: FrameTable) -> bool:
     return (
         a.videos == b.videos
         and np.array_equal(a.video, b.video)

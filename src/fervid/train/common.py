@@ -80,14 +80,20 @@ def autocast(precision: str, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def build_optimizer(model: nn.Module, config: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD; no weight decay on biases and normalisation parameters."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+def build_optimizer(
+    model: nn.Module, config: OptimConfig, scaled: tuple[nn.Module, float] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW or SGD; no weight decay on biases and normalisation parameters. ``scaled``: a
+    further module whose parameters learn at ``lr_scale`` times the scheduled rate."""
+    parts = [(model, 1.0)] + ([scaled] if scaled is not None else [])
+    groups = []
+    for module, lr_scale in parts:
+        params = [p for p in module.parameters() if p.requires_grad]
+        groups += [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        groups[-2]["lr_scale"] = groups[-1]["lr_scale"] = lr_scale
     if config.name == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr)
     if config.name == "sgd":
@@ -105,8 +111,9 @@ def cosine_lr(step: int, total_steps: int, warmup_steps: int, config: OptimConfi
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's rate to ``lr`` times the group's ``lr_scale`` (see build_optimizer)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 class LabelledBatches:

@@ -6,7 +6,9 @@ annotated frames), optionally hides frames (feature dropout) and adds Gaussian n
 features, and takes one AdamW step on the cross-entropy over the window's annotated frames.
 Annotated frames with no face are in the loss (``train_missing``): the model must predict them
 from the faces around them, which is what inference does. After each epoch: validation macro
-F1 and an atomic checkpoint, from which ``resume`` continues a killed run exactly.
+F1 and an atomic checkpoint, from which ``resume`` continues a killed run exactly. With
+``temporal.finetune_encoder`` the window features come from the frame encoder itself, trained
+along (``stage2_finetune``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from fervid.train.common import (
     save_resume_state,
     set_lr,
 )
+from fervid.train.stage2_finetune import ENCODER_FILE, EncoderFinetuning
 
 log = logging.getLogger("fervid")
 
@@ -60,10 +63,11 @@ def train_stage2(
         )
     cfg = config.temporal
     train_store, val_store = open_stores(config)
+    device = pick_device(config.train.device)
+    finetuning = EncoderFinetuning(config, train_store, device) if cfg.finetune_encoder else None
     check_same_everywhere(yaml.safe_dump(to_dict(config)), "configs")
     run.start(config, "stage2")
     torch.manual_seed(config.train.seed)
-    device = pick_device(config.train.device)
     table = train_store.table
 
     windows = make_windows(
@@ -79,7 +83,8 @@ def train_stage2(
     model.to(device)
     trained = DistributedDataParallel(model) if world_size() > 1 else model
     optim = OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs)
-    optimizer = build_optimizer(model, optim)
+    encoder = (finetuning.encoder, cfg.encoder_lr_scale) if finetuning else None
+    optimizer = build_optimizer(model, optim, scaled=encoder)
     class_weight = inverse_frequency(table.class_counts()).to(device) if cfg.class_weights else None
     total_steps, warmup_steps = cfg.epochs * steps, round(cfg.warmup_epochs * steps)
     log.info(
@@ -93,6 +98,8 @@ def train_stage2(
     if resume and run.checkpoint.exists():
         state = load_resume_state(run.checkpoint, "windows are shared out")
         model.load_state_dict(state["model"])
+        if finetuning:
+            finetuning.encoder.load_state_dict(state["encoder"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         start_epoch = state["epoch"] + 1
@@ -110,6 +117,9 @@ def train_stage2(
             config.train.seed * 100_003 + epoch * 101 + rank()
         )
         model.train()
+        if finetuning:
+            finetuning.train()
+            crops = finetuning.epoch_crops(windows, chosen, cfg.batch_size, steps)
         started, loss_sum = time.perf_counter(), 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
         for step in bar:
@@ -118,11 +128,16 @@ def train_stage2(
             batch = gather_windows(
                 train_store.features, table.has_image, table.label, windows, picked, cfg.window
             )
-            features, mask = augment(batch.features, batch.mask, std, cfg, augment_rng)
-            features, mask, labels = features.to(device), mask.to(device), batch.labels.to(device)
+            features, mask, frame_loss = batch.features, batch.mask, 0.0
             with autocast(config.train.precision, device):
+                if finetuning:  # the window's features from its crops, by the encoder
+                    features, mask, frame_loss = finetuning.encode(batch, next(crops))
+                features, mask = augment(features, mask, std, cfg, augment_rng)
+                features, mask = features.to(device), mask.to(device)
                 logits = trained(features, mask)
+            labels = batch.labels.to(device)
             loss = window_loss(logits.float(), labels, mask, cfg.train_missing, class_weight)
+            loss = loss + cfg.frame_loss * frame_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -138,23 +153,31 @@ def train_stage2(
         }
         last = epoch + 1 == cfg.epochs
         if last or (config.train.eval_every and (epoch + 1) % config.train.eval_every == 0):
+            if finetuning:  # the features changed: extract the validation split again
+                val_store = finetuning.validation_store(run.path, progress)
             temporal = temporal_probabilities(model, val_store, config.eval.batch_size, progress)
             metrics = score(prediction_table(val_store.table, *temporal))
             log_validation(record, metrics)
         run.log(record)
+        encoder_state = {"encoder": finetuning.encoder.state_dict()} if finetuning else {}
         save_resume_state(
             run,
             epoch=epoch,
             model=model.state_dict(),
             optimizer=optimizer.state_dict(),
+            **encoder_state,
         )
 
+    if finetuning and val_store.encoder["sha256"] == train_store.encoder["sha256"]:
+        val_store = finetuning.validation_store(run.path, progress)  # resumed after the last epoch
     meta = {
         "kind": "temporal",
         "config": to_dict(config),
         "feature_dim": train_store.feature_dim,
-        "frame_encoder": train_store.encoder,
+        "frame_encoder": val_store.encoder,
     }
+    if finetuning:
+        meta["finetuned_encoder"] = ENCODER_FILE
     if temporal is None:  # resumed after the last epoch
         temporal = temporal_probabilities(model, val_store, config.eval.batch_size, progress)
     metrics = None
@@ -281,9 +304,9 @@ def augment(
     hidden as if they had no face)."""
     if cfg.feature_noise > 0:
         noise = torch.randn(features.shape, generator=rng) * torch.from_numpy(std)
-        features = features + cfg.feature_noise * noise
+        features = features + cfg.feature_noise * noise.to(features.device)
     if cfg.feature_dropout > 0:
-        mask = mask | (torch.rand(mask.shape, generator=rng) < cfg.feature_dropout)
+        mask = mask | (torch.rand(mask.shape, generator=rng) < cfg.feature_dropout).to(mask.device)
     return features, mask
 
 

@@ -61,9 +61,22 @@ def trained_on_synthetic(config: dict) -> bool:
 
 
 def export_model(
-    frame_model: str | Path, out: str | Path, temporal_model: str | Path | None = None
+    frame_model: str | Path | None, out: str | Path, temporal_model: str | Path | None = None
 ) -> Path:
-    """One model file from a stage-1 run (or frame model file) and, optionally, a stage-2 run."""
+    """One model file from a stage-1 run (or frame model file) and, optionally, a stage-2 run.
+    A stage-2 run that fine-tuned the encoder brings its own (``encoder.safetensors``): it is
+    the default frame model then, and the only one that fits."""
+    temporal, temporal_meta = (None, None)
+    if temporal_model is not None:
+        temporal, temporal_meta = load_temporal_model(temporal_model)
+        finetuned = temporal_meta.get("finetuned_encoder")
+        if frame_model is None and finetuned:
+            frame_model = _model_path(temporal_model).parent / finetuned
+    if frame_model is None:
+        raise DataError(
+            _model_path(temporal_model) if temporal_model else Path(out),
+            "no frame model given (--frame): a stage-1 run or frame model file",
+        )
     frame_path = _model_path(frame_model)
     frame_state, frame_meta = load_weights(frame_path)
     if frame_meta.get("kind") != "frame":
@@ -76,13 +89,19 @@ def export_model(
         "trained_on_synthetic": trained_on_synthetic(frame_meta["config"]),
         "temporal": None,
     }
-    if temporal_model is not None:
-        temporal, temporal_meta = load_temporal_model(temporal_model)
-        if temporal_meta.get("frame_model_sha256") not in (None, frame_meta["sha256"]):
+    if temporal is not None:
+        trained_on = temporal_meta["frame_encoder"]
+        if trained_on["sha256"] != frame_meta["sha256"]:
+            hint = (
+                f"; it fine-tuned its own: --frame {_model_path(temporal_model).parent / finetuned}"
+                if finetuned
+                else ""
+            )
             raise DataError(
                 _model_path(temporal_model),
                 "this temporal model was trained on features of another frame model "
-                f"(sha256 {temporal_meta['frame_model_sha256'][:12]}..., not {frame_meta['sha256'][:12]}...)",
+                f"({trained_on['backbone']} {trained_on['sha256'][:12]}..., not "
+                f"{frame_meta['sha256'][:12]}... of {frame_path}){hint}",
             )
         state.update({f"temporal.{k}": v for k, v in temporal.state_dict().items()})
         meta["temporal"] = {
