@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fervid.io import atomic_write_text
+from fervid.runtime.io import atomic_write_text
 from fervid.video.align import align_faces, alignment_matrices
 from fervid.video.decode import probe, read_frames
 from fervid.video.detect import build_detector, landmarks_of

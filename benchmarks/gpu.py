@@ -6,10 +6,10 @@ data pointed at a generated dataset) it times, in one run:
 - forward+backward: the model work an SSL step cannot avoid, on in-memory normalised tensors:
   forward + backward of B labelled and mu*B strong views, a no-grad forward of mu*B weak views
   (the teacher's), the optimizer step; same precision and memory format. The baseline.
-- ssl step, in-memory data: the real stage-1 step (fervid.train.stage1.Stage1Step: weak
+- ssl step, in-memory data: the real stage-1 step (fervid.stage1.train.Stage1Step: weak
   augmentation on the GPU, EMA teacher on the weak view, FlexMatch thresholds, DebiasPL, AdamW
   or SGD, EMA update) on uint8 batches already on the GPU. What the step itself costs.
-- ssl step, real loader: the same step fed by the training loader (fervid.train.stage1_data)
+- ssl step, real loader: the same step fed by the training loader (fervid.stage1.data)
   on generated JPEG crops: decoded frames held in memory (``data.cache_images=true``) and
   streamed from disk by DataLoader workers (``false``, the recipes' setting for Aff-Wild2
   scale). Strong views are made by the workers in both.
@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from fervid.config import load_config
 from fervid.data.frames import FrameBatch, UnlabelledBatch
 from fervid.data.synth import generate, tiny_config
-from fervid.train.common import autocast
-from fervid.train.stage1 import Stage1Step
-from fervid.train.stage1_data import Stage1Data
+from fervid.runtime.training import autocast
+from fervid.stage1.data import Stage1Data
+from fervid.stage1.train import Stage1Step
 
 RECIPES = ("affwild2_resnet50", "affwild2_vits16")
 

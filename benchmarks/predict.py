@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fervid.checkpoint import save_weights
 from fervid.config import load_config, to_dict
 from fervid.models.frame import FrameModel
 from fervid.models.temporal import TemporalEncoder
 from fervid.predict import Predictor
+from fervid.runtime.checkpoint import save_weights
 from fervid.video.align import align_faces
 from fervid.video.decode import read_frames
 from fervid.video.detect import build_detector

@@ -36,8 +36,8 @@ from fervid.data.samplers import ClassBalancedSampler
 from fervid.data.synth import generate, tiny_config
 from fervid.data.transforms import StrongAugment, weak_augment
 from fervid.models.frame import FrameModel
-from fervid.train.common import build_optimizer
-from fervid.train.stage1_data import Stage1Data
+from fervid.runtime.training import build_optimizer
+from fervid.stage1.data import Stage1Data
 
 
 class DecodeOnly(Dataset):
@@ -115,10 +115,10 @@ def forward_backward_rate(config, batch: int, steps: int) -> float:
 
 
 def full_step_rate(config, steps: int, ssl: bool) -> tuple[float, int]:
-    """Images per second through the real stage-1 step (the loop body of train/stage1.py)."""
+    """Images per second through the real stage-1 step (the loop body of stage1/train.py)."""
     from timm.utils import ModelEmaV3
 
-    from fervid.ssl.objective import PseudoLabelObjective
+    from fervid.stage1.objective import PseudoLabelObjective
 
     data = Stage1Data(config)
     model = training_model(config)

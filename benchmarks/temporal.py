@@ -47,10 +47,11 @@ from fervid.config import TemporalConfig, load_config
 from fervid.data.affwild2 import read_video_frames
 from fervid.data.frames import FrameDataset, collate_frames, load_crop
 from fervid.data.table import FrameTable
-from fervid.features import extract_features, extraction_threads, write_store
 from fervid.models.frame import FrameModel
 from fervid.models.temporal import TemporalEncoder, predict_windows
-from fervid.smoothing import compare, format_comparison
+from fervid.stage2.compare import compare, format_comparison
+from fervid.stage2.extract import extract_features, extraction_threads
+from fervid.stage2.store import write_store
 
 BATCH = load_config("demo").eval.batch_size  # extraction's default batch
 ENCODER = {"sha256": "0" * 64, "backbone": "random", "input_size": 64, "source": "benchmark"}

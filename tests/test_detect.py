@@ -76,6 +76,62 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert non_max_suppression(boxes, np.array([0.5, 0.9, 0.7]), 0.4).tolist() == [1, 2]
 
 
+def hand_written_box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The IoU fervid computed itself before it called torchvision (kept as the reference)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
+
+
+def hand_written_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """The greedy NMS fervid ran itself before it called torchvision (kept as the reference)."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    kept: list[int] = []
+    while order.size:
+        best = int(order[0])
+        kept.append(best)
+        overlap = hand_written_box_iou(boxes[best], boxes[order[1:]])[0]
+        order = order[1:][overlap <= iou]
+    return np.asarray(kept, dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_torchvision_nms_and_iou_equal_the_hand_written_ones_on_random_boxes(seed):
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 200, (60, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 80, (60, 2))], axis=1)
+    scores = rng.permutation(60).astype(np.float32) / 60  # distinct, as a detector's are
+    np.testing.assert_allclose(box_iou(boxes, boxes[:7]), hand_written_box_iou(boxes, boxes[:7]))
+    for threshold in (0.2, 0.4, 0.7):
+        expected = hand_written_nms(boxes, scores, threshold)
+        np.testing.assert_array_equal(non_max_suppression(boxes, scores, threshold), expected)
+
+
+@needs_data
+@pytest.mark.parametrize("name", BACKENDS)
+def test_detector_output_is_identical_with_the_hand_written_nms(name, monkeypatch):
+    """Each backend on the real images and the first frames of the clip, with torchvision's NMS
+    and with the former hand-written one: the same detections to the bit."""
+    images = [load_rgb(DATA / "multi_face.jpg"), load_rgb(DATA / "single_face.jpg")]
+    images += [
+        frame.image for _, frame in zip(range(8), read_frames(DATA / "WolfgangLanger_Pexels.mp4"))
+    ]
+    detector = build_detector(name, min_score=0.3)
+    with_torchvision = detector.detect(images)
+    module = sys.modules[type(detector).__module__]
+    monkeypatch.setattr(module, "non_max_suppression", hand_written_nms)
+    by_hand = detector.detect(images)
+    assert sum(len(found) for found in by_hand) >= 10
+    for new, old in zip(with_torchvision, by_hand, strict=True):
+        np.testing.assert_array_equal(new, old)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_backends_return_empty_arrays_for_blank_images(name):
     detector = build_detector(name)

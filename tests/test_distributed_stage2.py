@@ -10,9 +10,10 @@ import pandas as pd
 from fervid import schema
 from fervid.config import load_config
 from fervid.evaluate import prediction_table
-from fervid.features import FeatureStore, extract_features, split_frames
 from fervid.models.temporal import load_temporal_model
-from fervid.smoothing import temporal_probabilities
+from fervid.stage2.compare import temporal_probabilities
+from fervid.stage2.extract import extract_features, split_frames
+from fervid.stage2.store import FeatureStore
 
 from .helpers import torchrun
 from .test_features import BATCH, model_file, one_thread  # noqa: F401 (autouse: 1 thread, as torchrun)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from fervid.checkpoint import load_weights
+from fervid.runtime.checkpoint import load_weights
 
 from .helpers import torchrun
 from .test_stage1_ssl import SSL

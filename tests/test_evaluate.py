@@ -9,7 +9,6 @@ from fervid.evaluate import (
     SUBMISSION_HEADER,
     confusion_matrix,
     f1_scores,
-    fill_from_neighbours,
     macro_f1,
     prediction_table,
     write_evaluation,
@@ -45,18 +44,6 @@ def test_per_class_f1_by_hand():
     assert per_class[1] == pytest.approx(0.8)  # P=2/3, R=1
     assert np.isnan(per_class[2])
     assert macro == pytest.approx((2 / 3 + 0.8) / 2)
-
-
-def test_missing_frames_are_interpolated_between_neighbours():
-    frames = np.array([1, 2, 3, 4, 6])
-    probs = np.array([[1, 0], [0, 0], [0, 0], [0, 1], [0, 0]], dtype=np.float32)
-    known = np.array([True, False, False, True, False])
-    filled = fill_from_neighbours(frames, probs, known)
-    np.testing.assert_allclose(filled[1], [2 / 3, 1 / 3])
-    np.testing.assert_allclose(filled[2], [1 / 3, 2 / 3])
-    np.testing.assert_allclose(filled[4], [0, 1])  # after the last known frame: nearest
-    none_known = fill_from_neighbours(frames, probs, np.zeros(5, bool))
-    np.testing.assert_allclose(none_known, 0.5)
 
 
 def small_table():

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from fervid.checkpoint import save_weights
 from fervid.config import Config, ModelConfig, load_config, to_dict
 from fervid.data.frames import load_crop
 from fervid.errors import DataError
-from fervid.features import FeatureStore, extract_features, split_frames
 from fervid.models.frame import FrameModel
-from fervid.train.stage2 import open_stores
+from fervid.runtime.checkpoint import save_weights
+from fervid.stage2.extract import extract_features, split_frames
+from fervid.stage2.store import FeatureStore
+from fervid.stage2.train import open_stores
 
 BACKBONE = ModelConfig(backbone="test_vit", input_size=32)
 BATCH = 16

@@ -2,9 +2,9 @@ import copy
 
 import torch
 
-from fervid.checkpoint import save_weights
 from fervid.config import ModelConfig
 from fervid.models.frame import FrameModel, load_frame_model
+from fervid.runtime.checkpoint import save_weights
 
 
 def small_model() -> FrameModel:

@@ -11,12 +11,12 @@ import torch
 
 from fervid import schema
 from fervid.api import predict
-from fervid.checkpoint import save_weights
 from fervid.cli import main
 from fervid.config import load_config, to_dict
 from fervid.errors import DataError
 from fervid.models.frame import FrameModel
 from fervid.predict import COLUMNS, PredictOptions, Predictor
+from fervid.runtime.checkpoint import save_weights
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from fervid.errors import ConfigError
-from fervid.ssl.debias import DebiasedPseudoLabeler
-from fervid.ssl.thresholds import THRESHOLDS, FixedThreshold, FlexThreshold, FreeThreshold
+from fervid.stage1.debias import DebiasedPseudoLabeler
+from fervid.stage1.thresholds import THRESHOLDS, FixedThreshold, FlexThreshold, FreeThreshold
 
 
 def probs_of(rows):
@@ -125,7 +125,7 @@ def test_debias_strength_zero_is_exactly_the_plain_masked_loss():
 
 def test_unlabelled_weight_ramps_linearly_over_rampup_epochs():
     from fervid.config import SSLConfig
-    from fervid.ssl.objective import PseudoLabelObjective
+    from fervid.stage1.objective import PseudoLabelObjective
 
     objective = PseudoLabelObjective(SSLConfig(lambda_u=2.0, rampup_epochs=2.0), 100)
     weights = []

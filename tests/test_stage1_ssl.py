@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 
 from fervid.api import train
-from fervid.checkpoint import load_state, load_weights
 from fervid.config import load_config
 from fervid.data.unlabelled import read_unlabelled_sources
 from fervid.errors import ConfigError, DataError
-from fervid.train.stage1_data import Stage1Data
+from fervid.runtime.checkpoint import load_state, load_weights
+from fervid.stage1.data import Stage1Data
 
 from .helpers import kill_after_first_checkpoint
 
@@ -159,9 +159,9 @@ def test_unlabelled_source_errors_name_the_file(tmp_path):
 def test_external_model_file_as_the_pseudo_labelling_teacher(colour_coded_dataset, tmp_path):
     """Wiring test: an external teacher that always answers Fear makes every kept
     pseudo-label Fear; blended half with the EMA teacher it still dominates."""
-    from fervid.checkpoint import save_weights
     from fervid.config import to_dict
     from fervid.models.frame import FrameModel
+    from fervid.runtime.checkpoint import save_weights
 
     config = load_config(None, ["model.backbone=test_resnet", "model.input_size=32"])
     fearful = FrameModel(config.model)

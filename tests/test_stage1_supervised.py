@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fervid.api import evaluate, train
-from fervid.checkpoint import load_weights
 from fervid.config import load_config
+from fervid.runtime.checkpoint import load_weights
 
 from .helpers import kill_after_first_checkpoint
 

@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from fervid.checkpoint import load_weights
 from fervid.config import TemporalConfig, load_config
 from fervid.data.table import FrameTable
 from fervid.errors import DataError
-from fervid.features import write_store
 from fervid.models.temporal import make_windows
-from fervid.smoothing import choose_window, compare, format_comparison, moving_average
-from fervid.train import common
-from fervid.train.stage2 import train_stage2, window_loss, window_weights
+from fervid.runtime import training as common
+from fervid.runtime.checkpoint import load_weights
+from fervid.stage2.compare import (
+    choose_window,
+    compare,
+    format_comparison,
+    moving_average_per_video,
+)
+from fervid.stage2.store import write_store
+from fervid.stage2.train import train_stage2, window_loss, window_weights
 
 ENCODER = {"sha256": "5" * 64, "backbone": "synthetic", "input_size": 0, "source": "test"}
 TINY = [
@@ -217,10 +222,10 @@ def test_moving_average_is_centred_skips_frames_without_a_face_and_stays_in_its_
     probs = np.zeros((7, 8), np.float32)
     probs[:, 0] = [1, 2, 3, 0, 5, 100, 200]
     known = np.array([True, True, True, False, True, True, True])
-    smoothed, smoothed_known = moving_average(table, probs, known, 3)
+    smoothed, smoothed_known = moving_average_per_video(table, probs, known, 3)
     np.testing.assert_allclose(smoothed[:, 0], [1.5, 2, 2.5, 4, 5, 150, 150])
     assert smoothed_known.all()
-    unsmoothed, _ = moving_average(table, probs, known, 1)
+    unsmoothed, _ = moving_average_per_video(table, probs, known, 1)
     np.testing.assert_allclose(unsmoothed, probs)
 
 

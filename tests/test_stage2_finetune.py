@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from fervid.checkpoint import load_weights, save_weights
 from fervid.config import Config, ModelConfig, load_config, to_dict
 from fervid.errors import ConfigError, DataError
-from fervid.features import FeatureStore, extract_features, split_frames
 from fervid.models.frame import FrameModel
 from fervid.models.temporal import gather_windows, make_windows
-from fervid.train import common
-from fervid.train.stage2 import open_stores, train_stage2
-from fervid.train.stage2_finetune import EncoderFinetuning
+from fervid.runtime import training as common
+from fervid.runtime.checkpoint import load_weights, save_weights
+from fervid.stage2.extract import extract_features, split_frames
+from fervid.stage2.finetune import EncoderFinetuning
+from fervid.stage2.store import FeatureStore
+from fervid.stage2.train import open_stores, train_stage2
 from fervid.zoo.video_model import export_model, load_video_model
 
 from .helpers import torchrun

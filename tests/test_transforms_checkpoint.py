@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from fervid.checkpoint import load_state, load_weights, save_state, save_weights
 from fervid.data.transforms import weak_augment
 from fervid.errors import DataError
+from fervid.runtime.checkpoint import load_state, load_weights, save_state, save_weights
 
 
 def test_weak_augment_flips_and_shifts_without_changing_content_range():

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from fervid.checkpoint import save_weights
 from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
+from fervid.runtime.checkpoint import save_weights
 from fervid.zoo import default_model, install, list_models, load_model, model_dir, register_loader
 from fervid.zoo.fer import import_fer
 from fervid.zoo.fer_model import FER_CLASSES, FerMiniXceptionClassifier, to_network_input
@@ -289,6 +289,6 @@ def test_dispatch_on_kind(fervid_home, tmp_path):
     try:
         assert isinstance(load_model(odd), torch.nn.Identity)
     finally:
-        from fervid.zoo.store import LOADERS
+        from fervid.zoo.store import MODEL_KINDS
 
-        LOADERS.pop("odd_kind")
+        MODEL_KINDS.unregister("odd_kind")

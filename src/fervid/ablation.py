@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from fervid.config import load_config
-from fervid.io import atomic_write_text
 from fervid.labels import CLASS_NAMES
+from fervid.runtime.io import atomic_write_text
 
 log = logging.getLogger("fervid")
 

@@ -33,15 +33,15 @@ def train(
 ) -> dict:
     """Stage 1 (the frame model) or stage 2 (the Temporal Encoder over a feature store);
     returns the validation metrics (stage 2: with the frame / smoothed / temporal comparison)."""
-    from fervid.dist import init_from_environment, is_main
+    from fervid.runtime.dist import init_from_environment, is_main
 
     init_from_environment()  # joins the process group when started by torchrun
     progress = progress and is_main()
     if stage == 2:
-        from fervid.train.stage2 import train_stage2
+        from fervid.stage2.train import train_stage2
 
         return train_stage2(config, run_dir, resume=resume, progress=progress)
-    from fervid.train.stage1 import train_stage1
+    from fervid.stage1.train import train_stage1
 
     return train_stage1(config, run_dir, resume=resume, progress=progress)
 
@@ -50,8 +50,8 @@ def features(model: str | Path, config: Config, split: str, out: str | Path, pro
     """Frame-encoder features of every frame of a split into a memory-mapped store (resumable:
     rerun to finish a killed extraction). Under torchrun, each process extracts a disjoint share
     of the videos into the same store (``out`` must be on a filesystem every process sees)."""
-    from fervid.dist import init_from_environment, is_main
-    from fervid.features import extract_features, split_frames
+    from fervid.runtime.dist import init_from_environment, is_main
+    from fervid.stage2.extract import extract_features, split_frames
 
     init_from_environment()
     progress = progress and is_main()
@@ -76,7 +76,7 @@ def evaluate_temporal(
 ) -> dict:
     """A Temporal Encoder on an annotated feature store, beside the frame model alone and the
     moving-average baseline."""
-    from fervid.smoothing import evaluate_temporal as evaluate_store
+    from fervid.stage2.compare import evaluate_temporal as evaluate_store
 
     path = model_file(model)
     out = Path(out) if out else path.parent / "eval" / Path(store).name
@@ -110,9 +110,9 @@ def evaluate(
     per-class F1, confusion matrix and per-frame predictions under ``out``."""
     from fervid.data.sources import labelled_split
     from fervid.evaluate import prediction_table, write_evaluation
-    from fervid.infer import frame_probabilities
     from fervid.models.frame import load_frame_model
-    from fervid.train.common import pick_device
+    from fervid.models.inference import frame_probabilities
+    from fervid.runtime.training import pick_device
 
     path = model_file(model)
     frame_model = load_frame_model(path)
@@ -229,10 +229,10 @@ def predict(
 
     Under torchrun each process predicts every world_size()-th input and writes that input's
     outputs; the error messages of all processes are returned on every process."""
-    from fervid.dist import gather_lists, init_from_environment, is_main, rank, world_size
     from fervid.errors import FervidError
-    from fervid.outputs import write_outputs
     from fervid.predict import Predictor
+    from fervid.predict.outputs import write_outputs
+    from fervid.runtime.dist import gather_lists, init_from_environment, is_main, rank, world_size
     from fervid.video.decode import expand_inputs
 
     init_from_environment()

@@ -327,8 +327,8 @@ def cmd_export(args, progress: bool) -> int:
 
 
 def cmd_predict(args, progress: bool) -> int:
-    from fervid.dist import is_main
     from fervid.predict import PredictOptions
+    from fervid.runtime.dist import is_main
 
     options = PredictOptions(
         every=args.every,

@@ -379,6 +379,6 @@ def load_config(
 
 
 def save_config(config: Any, path: Path) -> None:
-    from fervid.io import atomic_write_text
+    from fervid.runtime.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from fervid import schema
+from fervid.data.sequences import fill_from_neighbours
 from fervid.data.table import FrameTable
-from fervid.io import atomic_path, atomic_write_text
 from fervid.labels import CLASS_NAMES, NUM_CLASSES
+from fervid.runtime.io import atomic_path, atomic_write_text
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES):
@@ -41,20 +42,6 @@ def f1_scores(confusion: np.ndarray) -> tuple[float, np.ndarray]:
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
     return f1_scores(confusion_matrix(y_true, y_pred, num_classes))[0]
-
-
-def fill_from_neighbours(frames: np.ndarray, probs: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Probabilities of unknown frames of one video, interpolated linearly in frame number
-    between the nearest known frames (nearest one at the ends); uniform if none is known."""
-    filled = probs.copy()
-    if known.all():
-        return filled
-    if not known.any():
-        filled[:] = 1.0 / probs.shape[1]
-        return filled
-    for k in range(probs.shape[1]):
-        filled[~known, k] = np.interp(frames[~known], frames[known], probs[known, k])
-    return filled
 
 
 def prediction_table(table: FrameTable, probs: np.ndarray, known: np.ndarray) -> pd.DataFrame:

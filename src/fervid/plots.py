@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from fervid.errors import DataError
-from fervid.io import atomic_path
 from fervid.labels import CLASS_NAMES
+from fervid.runtime.io import atomic_path
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -7,8 +7,8 @@ import sys
 import torch
 
 from fervid.config import SSLConfig
-from fervid.dist import init_from_environment, rank, world_size
-from fervid.ssl.objective import PseudoLabelObjective
+from fervid.runtime.dist import init_from_environment, rank, world_size
+from fervid.stage1.objective import PseudoLabelObjective
 
 GLOBAL_BATCH, FEATURES, POOL, STEPS = 48, 16, 200, 5
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fervid.data import affwild2
+from fervid.data.crop_folder import scan_images
 from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
 
@@ -147,7 +148,7 @@ def _pool(root: Path) -> PoolReport | None:
         return None
     videos = images = 0
     for entry in os.scandir(pool):
-        scanned = affwild2.scan_images(entry.path) if entry.is_dir() else None
+        scanned = scan_images(entry.path) if entry.is_dir() else None
         if scanned is not None:
             videos += 1
             images += scanned.count

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fervid.config import DataConfig
+from typing import TYPE_CHECKING
+
 from fervid.data.affwild2 import read_split
 from fervid.data.folders import read_labelled_sources
 from fervid.data.table import FrameTable
+
+if TYPE_CHECKING:  # data sits below config (docs/architecture.md)
+    from fervid.config import DataConfig
 
 
 def labelled_split(data: DataConfig, split: str) -> FrameTable:

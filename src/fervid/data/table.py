@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fervid.io import atomic_path
+from fervid.runtime.io import atomic_path
 
 
 @dataclass

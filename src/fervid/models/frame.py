@@ -142,8 +142,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
 def load_frame_model(path: str | Path) -> FrameModel:
     """A frame model from a model file written by training (``model.safetensors`` + ``.json``),
     ready for inference: eval mode, channels-last."""
-    from fervid.checkpoint import load_weights
     from fervid.config import ModelConfig, from_dict
+    from fervid.runtime.checkpoint import load_weights
 
     state, meta = load_weights(path)
     if meta.get("kind") != "frame":

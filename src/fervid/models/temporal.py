@@ -23,7 +23,7 @@ from tqdm import tqdm
 from fervid.config import TemporalConfig
 from fervid.errors import ConfigError, DataError
 from fervid.labels import NUM_CLASSES
-from fervid.registry import Registry
+from fervid.runtime.registry import Registry
 
 POSITIONAL_ENCODINGS: Registry[nn.Module] = Registry("positional encoding")
 MISSING_MODES = ("context", "neighbours")
@@ -269,8 +269,8 @@ def predict_windows(
 def load_temporal_model(path: str | Path) -> tuple[TemporalEncoder, dict]:
     """A temporal model written by stage-2 training, and its sidecar metadata (which records
     the feature width and the frame encoder whose features it was trained on)."""
-    from fervid.checkpoint import load_weights
     from fervid.config import from_dict
+    from fervid.runtime.checkpoint import load_weights
 
     path = Path(path)
     if path.is_dir():

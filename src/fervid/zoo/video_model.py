@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fervid.checkpoint import load_weights, save_weights
 from fervid.config import ModelConfig, TemporalConfig, from_dict
 from fervid.errors import DataError
 from fervid.models.frame import FrameModel
 from fervid.models.temporal import TemporalEncoder, load_temporal_model, predict_windows
+from fervid.runtime.checkpoint import load_weights, save_weights
 
 log = logging.getLogger("fervid")
 

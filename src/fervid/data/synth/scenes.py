@@ -17,7 +17,7 @@ from fervid.data.synth.nuisance import background_texture
 from fervid.data.synth.plan import ScenePlan, person
 from fervid.data.synth.render import FacePlacement, render_scene_frame
 from fervid.data.synth.timeline import au_trace, event_labels, smooth_noise
-from fervid.io import atomic_path
+from fervid.runtime.io import atomic_path
 
 CSV_COLUMNS = (
     "frame",

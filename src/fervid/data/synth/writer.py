@@ -30,8 +30,8 @@ from fervid.data.synth.render import render_aligned_face
 from fervid.data.synth.scenes import render_scene
 from fervid.data.synth.timeline import au_trace
 from fervid.errors import DataError
-from fervid.io import atomic_write_text
 from fervid.labels import ABAW_HEADER, CLASS_NAMES
+from fervid.runtime.io import atomic_write_text
 
 GENERATOR_VERSION = 1
 """Bumped whenever the same config would produce different files."""

@@ -1,0 +1,103 @@
+"""What ``fervid predict`` writes per input: the per-frame table (CSV + Parquet), a JSON summary,
+a timeline plot per track and, on request, an annotated copy of the video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fervid import schema
+from fervid.labels import CLASS_NAMES
+from fervid.predict.predictor import Prediction
+from fervid.runtime.io import atomic_path, atomic_write_text
+from fervid.video.annotate import AnnotatedVideoWriter, FaceLabel
+from fervid.video.decode import probe, read_frames
+
+COLOURS = ["#7f7f7f", "#d62728", "#8c564b", "#9467bd", "#2ca02c", "#1f77b4", "#ff7f0e", "#bcbd22"]
+
+
+def write_outputs(
+    prediction: Prediction, out_dir: str | Path, annotate: bool = False
+) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = prediction.path.stem
+    table = prediction.table
+    written = [out_dir / f"{stem}.csv", out_dir / f"{stem}.parquet", out_dir / f"{stem}.json"]
+    atomic_write_text(written[0], table.to_csv(index=False))
+    with atomic_path(written[1]) as temporary:
+        table.to_parquet(temporary, index=False)
+    for track, rows in table.groupby("track", sort=True):
+        if len(rows) > 1:
+            written.append(
+                plot_timeline(
+                    rows,
+                    out_dir / f"{stem}_track{int(track)}_timeline.png",
+                    f"{prediction.path.name}, track {int(track)}",
+                )
+            )
+    if annotate and len(table) and probe(prediction.path).kind == "video":
+        written.append(annotate_video(prediction.path, table, out_dir / f"{stem}_annotated.mp4"))
+    prediction.summary["outputs"] = [str(p) for p in written]
+    atomic_write_text(written[2], json.dumps(prediction.summary, indent=2, default=str))
+    return written
+
+
+def plot_timeline(rows: pd.DataFrame, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    time = rows["time"].to_numpy()
+    probs = rows[schema.PROB_COLUMNS].to_numpy()
+    figure, (top, strip) = plt.subplots(
+        2, 1, figsize=(11, 4), sharex=True, gridspec_kw={"height_ratios": [5, 1]}
+    )
+    top.stackplot(time, probs.T, labels=CLASS_NAMES, colors=COLOURS, alpha=0.9)
+    top.set_ylim(0, 1)
+    top.set_ylabel("probability")
+    top.set_title(title)
+    top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    predicted = probs.argmax(axis=1)
+    strip.scatter(time, np.zeros_like(time), c=[COLOURS[k] for k in predicted], marker="|", s=400)
+    strip.set_yticks([])
+    strip.set_xlabel("time (s)")
+    strip.set_ylabel("label", rotation=0, ha="right")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+    return path
+
+
+def annotate_video(video: Path, table: pd.DataFrame, out: Path) -> Path:
+    """A copy of ``video`` with each face's box, track and label drawn (a second decoding pass,
+    streamed)."""
+    boxes = table[table["detected"]]
+    by_frame = {frame: group for frame, group in boxes.groupby(schema.FRAME, sort=False)}
+    partial = out.with_name(f".{out.stem}.partial.mp4")  # the muxer picks the format by suffix
+    try:
+        with AnnotatedVideoWriter(partial, probe(video).fps) as writer:
+            for frame in read_frames(video):
+                rows = by_frame.get(frame.index + 1)
+                faces = []
+                if rows is not None:
+                    for row in rows.itertuples(index=False):
+                        probability = getattr(row, str(row.label))
+                        faces.append(
+                            FaceLabel(
+                                (row.x0, row.y0, row.x1, row.y1),
+                                str(row.label),
+                                float(probability),
+                                int(row.track),
+                            )
+                        )
+                writer.write(frame.image, faces)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out

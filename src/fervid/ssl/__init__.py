@@ -1,1 +1,0 @@
-"""Stage-1 semi-supervised pieces: threshold policies and debiased pseudo-labelling."""

@@ -1,0 +1,226 @@
+"""Stage 1: the frame encoder, trained on class-uniformly drawn labelled frames and, with
+``ssl.enabled``, on pseudo-labelled unlabelled faces (see fervid.stage1.objective).
+
+One epoch = ``steps_per_epoch`` steps. A step draws a labelled batch in which every class is
+equally likely (the paper's uniform sampling) and, with SSL, mu times as many unlabelled faces
+(each read once, in a weak and a strong view). After each epoch: validation macro F1 and an
+atomic checkpoint holding everything that evolves (weights, optimizer, EMA teacher, threshold
+statistics, p_hat, RNG), from which ``resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from itertools import repeat
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from fervid.config import Config, to_dict
+from fervid.data.frames import FrameBatch, UnlabelledBatch
+from fervid.data.transforms import weak_augment
+from fervid.evaluate import score, write_evaluation
+from fervid.models.frame import FrameModel
+from fervid.runtime.checkpoint import save_weights
+from fervid.runtime.dist import barrier, check_same_everywhere, is_main, rank, world_size
+from fervid.runtime.run_dir import RunDir
+from fervid.runtime.training import (
+    autocast,
+    build_optimizer,
+    cosine_lr,
+    load_resume_state,
+    log_validation,
+    pick_device,
+    save_resume_state,
+    set_lr,
+)
+from fervid.stage1.data import Stage1Data
+from fervid.stage1.objective import PseudoLabelObjective, check_ssl_config
+from fervid.stage1.teachers import build_teacher
+
+log = logging.getLogger("fervid")
+
+
+def no_sync(model: torch.nn.Module, unless: bool):
+    """DDP's no_sync (skip the gradient all-reduce) for batches that only accumulate."""
+    if unless or not isinstance(model, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+class Stage1Step:
+    """The body of the stage-1 loop: the model (DDP-wrapped and compiled when asked), its
+    optimizer, EMA teacher and pseudo-label objective, and one call = one training step on a
+    labelled batch (and, with SSL, an unlabelled batch). Benchmarks time exactly this."""
+
+    def __init__(self, config: Config, num_unlabelled: int, device: torch.device):
+        cfg = config.train
+        self.config, self.device = config, device
+        self.accumulate = cfg.accumulate
+        self.model = FrameModel(config.model).to(device)
+        if cfg.channels_last:
+            self.model.use_channels_last()
+        trained = DistributedDataParallel(self.model) if world_size() > 1 else self.model
+        self.trained = torch.compile(trained) if cfg.compile else trained
+        self.optimizer = build_optimizer(self.model, config.optim)
+        use_ema = cfg.ema or (config.ssl.enabled and config.ssl.teacher == "ema")
+        momentum = config.ssl.teacher_momentum if config.ssl.enabled else cfg.ema_momentum
+        self.ema = ModelEmaV3(self.model, decay=momentum, use_warmup=True) if use_ema else None
+        self.objective = (
+            PseudoLabelObjective(config.ssl, num_unlabelled) if config.ssl.enabled else None
+        )
+        self.teacher = (
+            build_teacher(config.ssl, self.ema.module if self.ema else None, self.model, device)
+            if self.objective
+            else None
+        )
+
+    def to_input(self, images: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 batch -> (weakly augmented) normalised input on the device."""
+        images = images.to(self.device, non_blocking=True)
+        if rng is not None:
+            images = weak_augment(images, rng)
+        return self.model.normalize(images)
+
+    def __call__(
+        self,
+        batch: FrameBatch,
+        unlabelled: UnlabelledBatch | None,
+        rng: torch.Generator,
+        update: bool = True,
+        global_step: int = 0,
+    ) -> torch.Tensor:
+        """Forward and backward of one batch; with ``update``, the optimizer and EMA step too
+        (gradient accumulation calls it ``accumulate`` times per update). Returns the loss."""
+        images = self.to_input(batch.images, rng)
+        labels = batch.labels.to(self.device, non_blocking=True)
+        with autocast(self.config.train.precision, self.device), no_sync(self.trained, update):
+            if self.objective is None:
+                loss = F.cross_entropy(self.trained(images).float(), labels)
+            else:
+                self.objective.set_progress(global_step / self.config.train.steps_per_epoch)
+                loss = self.objective(
+                    self.trained,
+                    self.teacher,
+                    images,
+                    labels,
+                    self.to_input(unlabelled.images, rng),
+                    self.to_input(unlabelled.strong),
+                    unlabelled.indices.to(self.device),
+                    unlabelled.truth,
+                )
+            (loss / self.accumulate).backward()
+        if update:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self.ema.update(self.model, step=global_step)
+        return loss.detach()
+
+
+def train_stage1(
+    config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True
+) -> dict:
+    """Train the frame model; returns the final validation metrics."""
+    if config.ssl.enabled:
+        check_ssl_config(config.ssl)  # before any data is read
+    run = RunDir(Path(run_dir))
+    if run.checkpoint.exists() and not resume:
+        raise FileExistsError(
+            f"{run.path} already holds a run; pass --resume or pick another --run-dir"
+        )
+    check_same_everywhere(yaml.safe_dump(to_dict(config)), "configs")
+    run.start(config, "stage1")
+    cfg = config.train
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    data = Stage1Data(config, progress)
+
+    step = Stage1Step(config, data.num_unlabelled, device)
+    model, optimizer, ema, objective = step.model, step.optimizer, step.ema, step.objective
+    eval_model = ema.module if cfg.ema and ema is not None else model
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    warmup_steps = round(config.optim.warmup_epochs * cfg.steps_per_epoch)
+
+    start_epoch, predictions = 0, None
+    if resume and run.checkpoint.exists():
+        state = load_resume_state(run.checkpoint, "samplers shard")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.module.load_state_dict(state["ema"])
+        if objective is not None:
+            objective.load_state_dict(state["objective"])
+        torch.set_rng_state(state["rng"])
+        start_epoch = state["epoch"] + 1
+        run.truncate_logs(state["log_lines"])
+        log.info("resumed %s after epoch %d", run.path, start_epoch)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        data.set_epoch(epoch)
+        augment_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + rank())
+        model.train()
+        started, seen, loss_sum, skipped = time.perf_counter(), 0, 0.0, 0
+        unlabelled_batches = data.unlabelled if objective is not None else repeat(None)
+        bar = tqdm(
+            zip(data.labelled, unlabelled_batches),
+            total=len(data.labelled),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+        )
+        for index, (batch, unlabelled) in enumerate(bar):
+            global_step = epoch * cfg.steps_per_epoch + index
+            set_lr(optimizer, cosine_lr(global_step, total_steps, warmup_steps, config.optim))
+            update = (index + 1) % cfg.accumulate == 0  # optimizer step after `accumulate` batches
+            loss = step(batch, unlabelled, augment_rng, update, global_step)
+            skipped += len(batch.corrupt) + (len(unlabelled.corrupt) if unlabelled else 0)
+            seen += len(batch.labels)
+            loss_sum += loss.item() * len(batch.labels)
+            if index % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            if objective is not None and (global_step + 1) % config.ssl.log_every == 0:
+                run.log(
+                    {"epoch": epoch + 1, "step": global_step + 1, **objective.report()},
+                    name="steps",
+                )
+
+        record = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * cfg.steps_per_epoch,
+            "loss": loss_sum / max(seen, 1),
+            "lr": optimizer.param_groups[0]["lr"],
+            "labelled_images_per_s": seen / (time.perf_counter() - started),
+            "corrupt_skipped": skipped,
+        }
+        last = epoch + 1 == cfg.epochs
+        predictions = None
+        if last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0):
+            predictions = data.predict_validation(eval_model, device, progress)
+            metrics = score(predictions)
+            log_validation(record, metrics)
+        run.log(record)
+        save_resume_state(
+            run,
+            epoch=epoch,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            ema=ema.module.state_dict() if ema is not None else {},
+            objective=objective.state_dict() if objective is not None else {},
+        )
+
+    if predictions is None:  # resumed after the last epoch
+        predictions = data.predict_validation(eval_model, device, progress)
+    metrics = score(predictions)
+    if is_main():
+        meta = {"kind": "frame", "config": to_dict(config)}
+        save_weights(run.path / "model", eval_model.state_dict(), meta)
+        metrics = write_evaluation(run.path / "eval" / config.eval.split, predictions)
+    barrier()
+    return metrics
