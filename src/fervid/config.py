@@ -70,12 +70,19 @@ class TrainConfig:
     epochs: int = 6
     batch_size: int = 64
     steps_per_epoch: int = 150
-    """Optimizer steps per epoch. Labelled frames are drawn class-uniformly with replacement,
-    so an epoch is a number of draws, not a pass over the data."""
+    """Optimizer steps per epoch (each of ``accumulate`` batches). Labelled frames are drawn
+    class-uniformly with replacement, so an epoch is a number of draws, not a pass over the
+    data."""
     class_balanced: bool = True
     """Draw every class equally often (the paper's uniform sampling); false = plain shuffling."""
     ema: bool = False
+    """Keep an EMA copy of the model and save and evaluate it instead of the model."""
     ema_momentum: float = 0.999
+    ema_warmup: bool = True
+    """Ramp the EMA decay (of ``ema`` and of the SSL EMA teacher alike), as timm's ModelEmaV3
+    does: at optimizer step t the decay is min(momentum, 1 - t^(-2/3)), so 0.95 at step 100,
+    0.98 at step 400 and 0.999 only from step 31,623 on; false = the momentum from step 2 on.
+    Either way the EMA is a copy of the model at steps 0 and 1 (docs/stage1.md)."""
     precision: str = "auto"
     """auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 or fp32."""
     seed: int = 0

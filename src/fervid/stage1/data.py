@@ -105,7 +105,7 @@ class Stage1Data:
             labels = train_table.label[source.rows]
         self.sampler = ClassBalancedSampler(
             labels,
-            train.steps_per_epoch * train.batch_size,
+            train.steps_per_epoch * train.accumulate * train.batch_size,
             seed=train.seed,
             rank=rank(),
             world_size=world_size(),
@@ -141,7 +141,7 @@ class Stage1Data:
             batch = config.ssl.mu * train.batch_size
             self.unlabelled_sampler = UnlabelledSampler(
                 len(views),
-                train.steps_per_epoch * batch,
+                train.steps_per_epoch * train.accumulate * batch,
                 seed=train.seed,
                 rank=rank(),
                 world_size=world_size(),

@@ -1,9 +1,9 @@
 """Stage 1: the frame encoder, trained on class-uniformly drawn labelled frames and, with
 ``ssl.enabled``, on pseudo-labelled unlabelled faces (see fervid.stage1.objective).
 
-One epoch = ``steps_per_epoch`` steps. A step draws a labelled batch in which every class is
-equally likely (the paper's uniform sampling) and, with SSL, mu times as many unlabelled faces
-(each read once, in a weak and a strong view). After each epoch: validation macro F1 and an
+One epoch = ``steps_per_epoch`` optimizer steps, each of ``accumulate`` batches. A batch holds
+labelled frames in which every class is equally likely (the paper's uniform sampling) and, with
+SSL, mu times as many unlabelled faces (each read once, in a weak and a strong view). After each epoch: validation macro F1 and an
 atomic checkpoint holding everything that evolves (weights, optimizer, EMA teacher, threshold
 statistics, p_hat, RNG), from which ``resume`` continues exactly.
 """
@@ -72,7 +72,9 @@ class Stage1Step:
         self.optimizer = build_optimizer(self.model, config.optim)
         use_ema = cfg.ema or (config.ssl.enabled and config.ssl.teacher == "ema")
         momentum = config.ssl.teacher_momentum if config.ssl.enabled else cfg.ema_momentum
-        self.ema = ModelEmaV3(self.model, decay=momentum, use_warmup=True) if use_ema else None
+        self.ema = (
+            ModelEmaV3(self.model, decay=momentum, use_warmup=cfg.ema_warmup) if use_ema else None
+        )
         self.objective = (
             PseudoLabelObjective(config.ssl, num_unlabelled) if config.ssl.enabled else None
         )
@@ -98,7 +100,9 @@ class Stage1Step:
         global_step: int = 0,
     ) -> torch.Tensor:
         """Forward and backward of one batch; with ``update``, the optimizer and EMA step too
-        (gradient accumulation calls it ``accumulate`` times per update). Returns the loss."""
+        (gradient accumulation calls it ``accumulate`` times per update). ``global_step``: the
+        optimizer step this batch counts towards (the EMA warm-up and the SSL ramp count those).
+        Returns the loss."""
         images = self.to_input(batch.images, rng)
         labels = batch.labels.to(self.device, non_blocking=True)
         with autocast(self.config.train.precision, self.device), no_sync(self.trained, update):
@@ -176,7 +180,7 @@ def train_stage1(
             disable=not progress,
         )
         for index, (batch, unlabelled) in enumerate(bar):
-            global_step = epoch * cfg.steps_per_epoch + index
+            global_step = epoch * cfg.steps_per_epoch + index // cfg.accumulate  # optimizer steps
             set_lr(optimizer, cosine_lr(global_step, total_steps, warmup_steps, config.optim))
             update = (index + 1) % cfg.accumulate == 0  # optimizer step after `accumulate` batches
             loss = step(batch, unlabelled, augment_rng, update, global_step)
@@ -185,7 +189,7 @@ def train_stage1(
             loss_sum += loss.item() * len(batch.labels)
             if index % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-            if objective is not None and (global_step + 1) % config.ssl.log_every == 0:
+            if objective is not None and update and (global_step + 1) % config.ssl.log_every == 0:
                 run.log(
                     {"epoch": epoch + 1, "step": global_step + 1, **objective.report()},
                     name="steps",
