@@ -38,3 +38,20 @@ def torchrun(
         *args,
     ]
     return subprocess.run(command, timeout=300, capture_output=True, text=True)
+
+
+def max_weight_difference(first: Path, second: Path) -> float:
+    """The largest absolute difference between two model.safetensors files' tensors (0.0 when
+    bit-identical); asserts they hold the same tensor names."""
+    import torch
+
+    from fervid.runtime.checkpoint import load_weights
+
+    a, _ = load_weights(first)
+    b, _ = load_weights(second)
+    assert a.keys() == b.keys()
+    worst = 0.0
+    for key in a:
+        if not torch.equal(a[key], b[key]):
+            worst = max(worst, (a[key].double() - b[key].double()).abs().max().item(), 1e-300)
+    return worst

@@ -13,7 +13,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "fervid"
 
 LAYERS = [
     # lowest first; a module may import from its own layer and the layers below it
-    ["fervid.labels", "fervid.errors", "fervid.schema", "fervid.runtime.io"],
+    [
+        "fervid.labels",
+        "fervid.errors",
+        "fervid.schema",
+        "fervid.runtime.io",
+        "fervid.runtime.typed",
+    ],
     ["fervid.data"],
     ["fervid.config", "fervid.runtime"],
     ["fervid.models", "fervid.video", "fervid.zoo", "fervid.evaluate", "fervid.plots"],

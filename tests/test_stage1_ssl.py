@@ -15,7 +15,7 @@ from fervid.errors import ConfigError, DataError
 from fervid.runtime.checkpoint import load_state, load_weights
 from fervid.stage1.data import Stage1Data
 
-from .helpers import kill_after_first_checkpoint
+from .helpers import kill_after_first_checkpoint, max_weight_difference
 
 SSL = [
     "model.backbone=test_resnet",
@@ -77,6 +77,34 @@ def test_ssl_resume_restores_teacher_thresholds_and_p_hat(colour_coded_dataset, 
     assert torch.equal(
         final_full["threshold"]["selected_label"], final_resumed["threshold"]["selected_label"]
     )
+
+
+@pytest.mark.parametrize("cache_images", ["true", "false"])
+def test_ssl_resume_with_data_workers_is_bit_identical(
+    colour_coded_dataset, tmp_path, cache_images
+):
+    """Issue 17: with DataLoader workers (persistent across epochs), a run SIGKILLed after
+    its first epoch and resumed ends with the same weights as an uninterrupted one. With the
+    default cache the labelled frames are in memory and the unlabelled faces go through
+    workers; without it both go through workers."""
+    options = ssl_options(
+        colour_coded_dataset,
+        "train.epochs=3",
+        "data.workers=2",
+        f"data.cache_images={cache_images}",
+    )
+    data = Stage1Data(load_config(None, options), progress=False)
+    assert data.unlabelled.num_workers == 2 and data.unlabelled.persistent_workers
+    assert (data.labelled.loader is not None) == (cache_images == "false")
+    del data
+    train(load_config(None, options), tmp_path / "full", progress=False)
+    killed = tmp_path / "killed"
+    kill_after_first_checkpoint(killed, ["train", "--run-dir", str(killed), *options])
+    train(load_config(None, options), killed, resume=True, progress=False)
+    difference = max_weight_difference(
+        tmp_path / "full" / "model.safetensors", killed / "model.safetensors"
+    )
+    assert difference == 0.0, f"resumed weights differ by up to {difference:.3g}"
 
 
 def test_labelled_batches_stay_class_uniform_under_ssl(colour_coded_dataset):

@@ -141,7 +141,7 @@ def test_every_positional_encoding_makes_position_matter(name):
 def test_unknown_positional_encoding_and_bad_widths_are_config_errors():
     with pytest.raises(ConfigError, match="learned"):
         tiny_model(positional="rotary")
-    with pytest.raises(ConfigError, match="divisible"):
+    with pytest.raises(ConfigError, match="temporal.width: must be a multiple of temporal.heads"):
         tiny_model(width=15)
 
 

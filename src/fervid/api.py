@@ -64,6 +64,7 @@ def features(model: str | Path, config: Config, split: str, out: str | Path, pro
         config.data.workers,
         config.train.device,
         progress,
+        flip=config.eval.flip,
     )
 
 
@@ -100,30 +101,106 @@ def model_file(run_or_model: str | Path) -> Path:
 
 
 def evaluate(
-    model: str | Path,
+    model: str | Path | list[str | Path],
     config: Config,
     split: str = "validation",
     out: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Evaluate a trained frame model on an annotated split of ``config.data``; writes metrics,
-    per-class F1, confusion matrix and per-frame predictions under ``out``."""
+    """Evaluate trained models on an annotated split of ``config.data``; writes metrics,
+    per-class F1, confusion matrix and per-frame predictions under ``out``.
+
+    One frame model (a stage-1 run or its file) is run over the annotated frames. An exported
+    video model (with its Temporal Encoder), or several models (an ensemble: their
+    probabilities averaged), run over every frame of the split's videos, through feature
+    stores in ``out/features`` (see :mod:`fervid.stage2.submission`)."""
     from fervid.data.sources import labelled_split
     from fervid.evaluate import prediction_table, write_evaluation
     from fervid.models.frame import load_frame_model
     from fervid.models.inference import frame_probabilities
     from fervid.runtime.training import pick_device
+    from fervid.stage2.extract import split_frames
+    from fervid.stage2.submission import ensemble_predictions, resolve_split_model
+    from fervid.zoo.store import read_sidecar
 
-    path = model_file(model)
-    frame_model = load_frame_model(path)
+    models = [resolve_split_model(m) for m in ([model] if isinstance(model, str | Path) else model)]
+    out = Path(out) if out else models[0].parent / "eval" / split
+    if len(models) > 1 or read_sidecar(models[0]).get("kind") != "frame":
+        table = split_frames(config.data, split)
+        options = dict(split_options(config), progress=progress)
+        return write_evaluation(
+            out, ensemble_predictions(models, table, out / "features", **options)
+        )
+    frame_model = load_frame_model(models[0])
     device = pick_device(config.train.device)
     frame_model.to(device)
     table = labelled_split(config.data, split)
     probs, known = frame_probabilities(
-        frame_model, table, device, config.eval.batch_size, config.data.workers, progress=progress
+        frame_model,
+        table,
+        device,
+        config.eval.batch_size,
+        config.data.workers,
+        progress=progress,
+        flip=config.eval.flip,
     )
-    out = Path(out) if out else path.parent / "eval" / split
     return write_evaluation(out, prediction_table(table, probs, known))
+
+
+def split_options(config: Config) -> dict:
+    """How models run over a split: batch size, loader workers, device, flip TTA."""
+    return {
+        "batch_size": config.eval.batch_size,
+        "workers": config.data.workers,
+        "device": config.train.device,
+        "flip": config.eval.flip,
+    }
+
+
+def submit(
+    models: list[str | Path],
+    config: Config,
+    out: str | Path,
+    videos: str | Path | list[str] | None = None,
+    work: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """The ABAW EXPR submission file for the test videos of ``config.data.root``.
+
+    ``videos``: the organisers' list (one name per line, or the sample submission, which fixes
+    the exact frames), or names; None = every folder of ``cropped_aligned`` that has no
+    annotation file in the training or validation set. Every frame is predicted (frames with no
+    face crop filled from their neighbours) by the models' mean probabilities; the file is
+    checked for completeness before it is written atomically, with the per-frame probabilities
+    beside it (``.parquet``). Features go to ``work`` (default ``<out>-features/``): rerun the
+    same command to finish a killed run."""
+    from fervid import schema
+    from fervid.data.affwild2 import read_test_frames, unannotated_videos
+    from fervid.evaluate import write_submission
+    from fervid.runtime.io import atomic_path
+    from fervid.stage2.submission import ensemble_predictions
+
+    out = Path(out)
+    check_output_folder(out.parent)
+    work = Path(work) if work else out.with_name(out.stem + "-features")
+    if videos is None:
+        videos = unannotated_videos(config.data.root, config.data.annotations)
+    table = read_test_frames(config.data.root, videos)
+    predictions = ensemble_predictions(
+        models, table, work, **split_options(config), progress=progress
+    )
+    names = [table.videos[v] for v in table.video]
+    write_submission(out, names, table.frame, predictions[schema.PRED], expected=table)
+    probabilities = out.with_suffix(".parquet")
+    with atomic_path(probabilities) as temporary:
+        predictions.drop(columns=[schema.LABEL]).to_parquet(temporary, index=False)
+    return {
+        "submission": str(out),
+        "probabilities": str(probabilities),
+        "videos": len(table.videos),
+        "frames": len(table),
+        "frames_filled": int(predictions[schema.FILLED].sum()),
+    }
 
 
 def demo(
@@ -219,13 +296,14 @@ def check_output_folder(out: str | Path) -> Path:
 
 def predict(
     inputs: list[str | Path],
-    model: str | Path | None,
+    model: str | Path | list[str | Path] | None,
     out: str | Path,
     annotate: bool = False,
     options=None,
 ) -> tuple[list, list[str]]:
-    """Predict every input (videos, images, folders of them) into ``out``. An input that fails
-    is reported and skipped; the others complete. Returns (predictions, error messages).
+    """Predict every input (videos, images, folders of them) into ``out`` with ``model`` (a list:
+    an ensemble). An input that fails is reported and skipped; the others complete. Returns
+    (predictions, error messages).
 
     Under torchrun each process predicts every world_size()-th input and writes that input's
     outputs; the error messages of all processes are returned on every process."""

@@ -12,6 +12,7 @@ import pandas as pd
 from fervid import schema
 from fervid.data.sequences import fill_from_neighbours
 from fervid.data.table import FrameTable
+from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES, NUM_CLASSES
 from fervid.runtime.io import atomic_path, atomic_write_text
 
@@ -23,21 +24,17 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 
 
 
 def f1_scores(confusion: np.ndarray) -> tuple[float, np.ndarray]:
-    """(macro F1, per-class F1) from a confusion matrix.
-
-    Like scikit-learn's ``f1_score(average="macro")``: the mean runs over the classes that occur
-    in the truth or the predictions; a class that occurs in one but not the other scores 0.
-    Per-class F1 of a class absent from both is NaN.
+    """(macro F1, per-class F1) from a confusion matrix, as the ABAW challenge computes them:
+    the mean runs over all classes of the matrix (the 8 ABAW classes), and a class with no
+    true positive (including one absent from both the truth and the predictions) scores 0.
+    Equal to scikit-learn's ``f1_score(average="macro", labels=range(8), zero_division=0)``.
     """
     true_positive = np.diag(confusion).astype(np.float64)
-    predicted = confusion.sum(axis=0)
-    actual = confusion.sum(axis=1)
-    denominator = predicted + actual
-    present = denominator > 0
-    per_class = np.full(len(confusion), np.nan)
-    per_class[present] = 2 * true_positive[present] / denominator[present]
-    macro = float(per_class[present].mean()) if present.any() else 0.0
-    return macro, per_class
+    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)
+    per_class = np.divide(
+        2 * true_positive, denominator, out=np.zeros(len(confusion)), where=denominator > 0
+    )
+    return float(per_class.mean()), per_class
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES) -> float:
@@ -83,18 +80,12 @@ def score(predictions: pd.DataFrame) -> dict:
     macro, per_class = f1_scores(confusion)
     return {
         "macro_f1": macro,
-        "per_class_f1": {
-            name: _nan_to_none(f) for name, f in zip(CLASS_NAMES, per_class, strict=True)
-        },
+        "per_class_f1": {name: float(f) for name, f in zip(CLASS_NAMES, per_class, strict=True)},
         "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1)),
         "frames": int(len(annotated)),
         "frames_filled": int(annotated[schema.FILLED].sum()),
         "confusion": confusion.tolist(),
     }
-
-
-def _nan_to_none(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
 
 
 def write_evaluation(out_dir: str | Path, predictions: pd.DataFrame, title: str = "") -> dict:
@@ -163,12 +154,41 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str) -> None:
 SUBMISSION_HEADER = "image_location," + ",".join(CLASS_NAMES)
 
 
-def write_submission(path: str | Path, videos, frames, preds) -> None:
-    """The official ABAW EXPR submission: header, then ``<video>/<NNNNN>.jpg,<label>`` per frame."""
+def write_submission(
+    path: str | Path, videos, frames, preds, expected: FrameTable | None = None
+) -> None:
+    """The official ABAW EXPR submission: header, then ``<video>/<NNNNN>.jpg,<label>`` per frame,
+    written atomically. With ``expected`` (the frames the challenge asks for), the rows must be
+    exactly those frames, each once; otherwise nothing is written (DataError)."""
     lines = [SUBMISSION_HEADER]
     for video, frame, pred in zip(videos, frames, preds, strict=True):
         label = int(pred)
         if not 0 <= label < NUM_CLASSES:
             raise ValueError(f"submission label {label} for {video}/{frame} is not a class index")
         lines.append(f"{video}/{int(frame):05d}.jpg,{label}")
+    if expected is not None:
+        check_complete(path, [line.split(",", 1)[0] for line in lines[1:]], expected)
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def check_complete(path: str | Path, locations: list[str], expected: FrameTable) -> None:
+    """DataError (naming ``path``) unless ``locations`` (``<video>/<NNNNN>.jpg``) holds every
+    frame of ``expected`` exactly once and nothing else."""
+    wanted = {
+        f"{expected.videos[video]}/{int(frame):05d}.jpg"
+        for video, frame in zip(expected.video, expected.frame, strict=True)
+    }
+    seen: set[str] = set()
+    twice = {location for location in locations if location in seen or seen.add(location)}
+    missing, extra = wanted - seen, seen - wanted
+    if twice or missing or extra:
+        problems = [
+            f"{len(group)} {what} (first: {sorted(group)[0]})"
+            for group, what in (
+                (missing, "frames missing"),
+                (twice, "frames twice"),
+                (extra, "frames not asked for"),
+            )
+            if group
+        ]
+        raise DataError(path, "incomplete submission, not written: " + "; ".join(problems))

@@ -17,6 +17,7 @@ folders are unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -278,6 +279,25 @@ def _frames_from_file(path: Path) -> dict[str, np.ndarray | None]:
             raise DataError(path, f"{location!r} is not <video>/<NNNNN>.jpg", line=number)
         frames.setdefault(video, []).append(int(stem))
     return {video: np.unique(np.asarray(numbers)) for video, numbers in frames.items()}
+
+
+def unannotated_videos(root: str | Path, annotations: str | Path | None = None) -> list[str]:
+    """The video folders of ``ROOT/cropped_aligned`` that have no annotation file in the training
+    or validation set (the test videos, when ROOT holds the whole challenge), sorted."""
+    annotated: set[str] = set()
+    for split in SPLIT_FOLDERS:
+        with contextlib.suppress(DataError):  # a tree may hold the test videos only
+            annotated |= {path.stem for path in split_dir(root, split, annotations).glob("*.txt")}
+    folders = sorted(
+        entry.name
+        for entry in os.scandir(image_dir(root))
+        if entry.is_dir() and not entry.name.startswith(".") and entry.name not in annotated
+    )
+    if not folders:
+        raise DataError(
+            image_dir(root), "every video folder has an annotation file: no test videos"
+        )
+    return folders
 
 
 def read_video_frames(root: str | Path, videos: Iterable[str] | None = None) -> FrameTable:

@@ -53,6 +53,15 @@ class FrameModel(nn.Module):
         self.memory_format = torch.channels_last
         return self
 
+    def embed(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """``features`` of normalised images; with ``flip`` (horizontal-flip test-time
+        augmentation) the mean of each image's features and its mirror image's. The head is
+        linear, so ``head(embed(x, flip=True))`` is the mean of the two views' logits."""
+        vectors = self.features(images)
+        if flip:
+            vectors = (vectors + self.features(images.flip(-1))) / 2
+        return vectors
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 or [0,1] float images -> normalised float input in ``memory_format``."""
         if images.dtype == torch.uint8:

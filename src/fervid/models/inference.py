@@ -22,10 +22,12 @@ def frame_probabilities(
     workers: int = 2,
     decoded: DecodedFrames | None = None,
     progress: bool = True,
+    flip: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities for every row of ``table`` and a mask of rows that got one
     (rows without an image, or whose image cannot be decoded, get zeros and ``False``).
-    In a multi-process run each process predicts its share and all get the whole result."""
+    In a multi-process run each process predicts its share and all get the whole result.
+    ``flip``: horizontal-flip test-time augmentation (``FrameModel.embed``)."""
     was_training = model.training
     model.eval()
     probs = np.zeros((len(table), model.head.out_features), dtype=np.float32)
@@ -53,7 +55,7 @@ def frame_probabilities(
         counter.add(corrupt)
         if len(rows) == 0:
             continue
-        logits = model(model.normalize(images.to(device)))
+        logits = model.head(model.embed(model.normalize(images.to(device)), flip))
         probs[rows.numpy()] = logits.float().softmax(dim=1).cpu().numpy()
         known[rows.numpy()] = True
     model.train(was_training)

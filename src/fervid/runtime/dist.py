@@ -54,23 +54,34 @@ def collective_device() -> torch.device:
     return torch.device("cpu")
 
 
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    """Mean of ``tensor`` over processes (a copy; the input is left as is)."""
+def mean_over_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Mean along dim 0 of every process's ``rows`` together, each row counting once (not a
+    mean of per-process means: processes may hold different numbers of rows, e.g. when one has
+    dropped a corrupt image), so any number of processes gives the one-process result."""
     if not is_distributed():
-        return tensor
-    reduced = tensor.detach().clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-    return reduced / world_size()
+        return rows.mean(dim=0)
+    rows = rows.detach()
+    count = torch.tensor([len(rows)], dtype=rows.dtype, device=rows.device)
+    total = torch.cat([rows.sum(dim=0).flatten(), count])
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return (total[:-1] / total[-1]).view(rows.shape[1:])
 
 
 def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenation along dim 0 of every process's ``tensor`` (same shape on each), in rank
-    order."""
+    """Concatenation along dim 0 of every process's ``tensor``, in rank order. The processes may
+    hold different numbers of rows (the other dimensions must agree): the row counts are
+    gathered first, every part is padded to the largest and trimmed back after the gather."""
     if not is_distributed():
         return tensor
-    parts = [torch.empty_like(tensor) for _ in range(world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts)
+    count = torch.tensor([len(tensor)], device=tensor.device)
+    counts = [torch.empty_like(count) for _ in range(world_size())]
+    dist.all_gather(counts, count)
+    counts = [int(c) for c in counts]
+    padded = tensor.new_zeros((max(counts), *tensor.shape[1:]))
+    padded[: len(tensor)] = tensor
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, counts, strict=True)])
 
 
 def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:

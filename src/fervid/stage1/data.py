@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
@@ -28,11 +29,17 @@ from fervid.data.transforms import StrongAugment
 from fervid.data.unlabelled import read_unlabelled_sources
 from fervid.errors import ConfigError
 from fervid.evaluate import prediction_table
+from fervid.labels import NUM_CLASSES
 from fervid.models.frame import FrameModel
 from fervid.models.inference import frame_probabilities
 from fervid.runtime.dist import rank, world_size
 
 log = logging.getLogger("fervid")
+
+
+def loader_seed(seed: int, epoch: int, rank: int, stream: int) -> int:
+    """The seed of a DataLoader's own generator in an epoch (``stream`` tells loaders apart)."""
+    return int(np.random.SeedSequence([seed, epoch, rank, stream]).generate_state(1, np.uint64)[0])
 
 
 class LabelledBatches:
@@ -46,6 +53,7 @@ class LabelledBatches:
         batch_size: int,
         workers: int = 2,
         pin_memory: bool = False,
+        generator: torch.Generator | None = None,
     ):
         self.source = source
         self.sampler = sampler
@@ -56,6 +64,7 @@ class LabelledBatches:
                 source,
                 batch_size=batch_size,
                 sampler=sampler,
+                generator=generator,
                 num_workers=workers,
                 collate_fn=collate_frames,
                 pin_memory=pin_memory,
@@ -84,7 +93,14 @@ class LabelledBatches:
 class Stage1Data:
     """Builds the labelled batches (class-uniform), the unlabelled batches (``mu`` x batch,
     image + strong view) and the validation split. Decoded crops stay in memory when they fit
-    in ``data.cache_limit_gb``; otherwise DataLoader workers stream them from disk."""
+    in ``data.cache_limit_gb``; otherwise DataLoader workers stream them from disk.
+
+    Every random draw depends on (seed, epoch, rank) only, never on when a DataLoader iterator
+    is made (persistent workers make theirs once per process: in the first epoch of a run, or
+    of a resumed run): the samplers draw from their own seeds, each unlabelled item carries the
+    seed of its strong view, and each DataLoader takes its workers' base seed from its own
+    generator, reseeded by :meth:`set_epoch`, instead of from torch's global RNG, whose draws
+    (dropout) must not shift with the iterator's creation (issue 17)."""
 
     def __init__(self, config: Config, progress: bool = True):
         self.config = config
@@ -111,8 +127,13 @@ class Stage1Data:
             world_size=world_size(),
             balanced=train.class_balanced,
         )
+        self.class_counts = np.bincount(labels, minlength=NUM_CLASSES)
+        """Labelled training frames per class (for ``train.loss``)."""
         pin = torch.cuda.is_available() and train.device != "cpu"
-        self.labelled = LabelledBatches(source, self.sampler, train.batch_size, data.workers, pin)
+        self.generators = [torch.Generator(), torch.Generator()]  # labelled, unlabelled loader
+        self.labelled = LabelledBatches(
+            source, self.sampler, train.batch_size, data.workers, pin, self.generators[0]
+        )
         self.validation_decoded = (
             decode_all(
                 self.validation, size, data.workers, desc="decode validation", progress=progress
@@ -150,6 +171,7 @@ class Stage1Data:
                 views,
                 batch_size=batch,
                 sampler=self.unlabelled_sampler,
+                generator=self.generators[1],
                 num_workers=data.workers,
                 collate_fn=collate_unlabelled,
                 pin_memory=pin,
@@ -158,8 +180,11 @@ class Stage1Data:
                 prefetch_factor=4 if data.workers > 0 else None,
             )
             log.info("unlabelled: %d faces, %d per step", self.num_unlabelled, batch)
+        self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
+        for stream, generator in enumerate(self.generators):
+            generator.manual_seed(loader_seed(self.config.train.seed, epoch, rank(), stream))
         self.sampler.set_epoch(epoch)
         if self.unlabelled is not None:
             self.unlabelled_sampler.set_epoch(epoch)

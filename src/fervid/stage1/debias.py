@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fervid.runtime.dist import all_reduce_mean
+from fervid.runtime.dist import mean_over_rows
 
 
 class DebiasedPseudoLabeler:
@@ -25,7 +25,7 @@ class DebiasedPseudoLabeler:
         weak_logits = weak_logits.detach().float()
         log_prior = torch.log(self.p_hat).to(weak_logits.device)
         probs = torch.softmax(weak_logits - self.strength * log_prior, dim=1)
-        batch_mean = all_reduce_mean(torch.softmax(weak_logits, dim=1).mean(dim=0)).cpu()
+        batch_mean = mean_over_rows(torch.softmax(weak_logits, dim=1)).cpu()
         self.p_hat = self.momentum * self.p_hat + (1 - self.momentum) * batch_mean
         return probs
 

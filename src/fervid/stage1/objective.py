@@ -8,6 +8,8 @@ where y_hat and mask come from the weak view: the teacher's logits are debiased
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,8 +39,15 @@ def check_ssl_config(config: SSLConfig) -> None:
 
 
 class PseudoLabelObjective:
-    def __init__(self, config: SSLConfig, num_unlabelled: int, num_classes: int = NUM_CLASSES):
+    def __init__(
+        self,
+        config: SSLConfig,
+        num_unlabelled: int,
+        labelled_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+        num_classes: int = NUM_CLASSES,
+    ):
         check_ssl_config(config)
+        self.labelled_loss = labelled_loss
         self.lambda_u = config.lambda_u
         self.rampup_epochs = config.rampup_epochs
         self.weight = config.lambda_u if config.rampup_epochs <= 0 else 0.0
@@ -85,7 +94,7 @@ class PseudoLabelObjective:
         probs = self.debias.pseudo_label_probs(weak_logits)
         pseudo_labels = probs.argmax(dim=1)
         mask = self.threshold.mask(probs, indices)
-        labelled_loss = F.cross_entropy(labelled_logits.float(), labels)
+        labelled_loss = self.labelled_loss(labelled_logits.float(), labels)
         unlabelled_loss = self.debias.unlabelled_loss(strong_logits.float(), pseudo_labels, mask)
         self.stats.add(mask, pseudo_labels, truth, labelled_loss, unlabelled_loss)
         return labelled_loss + self.weight * unlabelled_loss

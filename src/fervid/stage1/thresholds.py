@@ -3,7 +3,8 @@
 Each policy turns pseudo-label probabilities (B, C) of unlabelled samples (with their dataset
 indices) into a 0/1 mask, updates its own statistics, and keeps them in ``state_dict`` so a
 resumed run continues with them. In a multi-process run the statistics are combined over all
-processes at every step, so every process holds the same thresholds.
+processes at every step (each sample counting once, whatever the batch size of its process), so
+every process holds the same thresholds, those of one process on the whole global batch.
 
 - ``fixed``: FixMatch (Sohn et al. 2020), confidence >= tau.
 - ``flex``: FlexMatch (Zhang et al. 2021), the dynamic threshold module (DTM) of the paper's
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from fervid.errors import ConfigError
-from fervid.runtime.dist import all_gather_cat, all_reduce_mean
+from fervid.runtime.dist import all_gather_cat, mean_over_rows
 from fervid.runtime.registry import Registry
 
 THRESHOLDS: Registry[ThresholdPolicy] = Registry("threshold policy")
@@ -114,8 +115,8 @@ class FreeThreshold(ThresholdPolicy):
 
     def mask(self, probs: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         m = self.momentum
-        batch_confidence = all_reduce_mean(probs.max(dim=1).values.mean()).cpu()
-        batch_probability = all_reduce_mean(probs.mean(dim=0)).cpu()
+        batch_confidence = mean_over_rows(probs.max(dim=1).values).cpu()
+        batch_probability = mean_over_rows(probs).cpu()
         self.global_confidence = m * self.global_confidence + (1 - m) * batch_confidence
         self.class_probability = m * self.class_probability + (1 - m) * batch_probability
         confidence, predicted = probs.max(dim=1)

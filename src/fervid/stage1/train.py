@@ -16,8 +16,8 @@ import time
 from itertools import repeat
 from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
@@ -42,6 +42,7 @@ from fervid.runtime.training import (
     set_lr,
 )
 from fervid.stage1.data import Stage1Data
+from fervid.stage1.losses import LabelledLoss
 from fervid.stage1.objective import PseudoLabelObjective, check_ssl_config
 from fervid.stage1.teachers import build_teacher
 
@@ -60,7 +61,13 @@ class Stage1Step:
     optimizer, EMA teacher and pseudo-label objective, and one call = one training step on a
     labelled batch (and, with SSL, an unlabelled batch). Benchmarks time exactly this."""
 
-    def __init__(self, config: Config, num_unlabelled: int, device: torch.device):
+    def __init__(
+        self,
+        config: Config,
+        num_unlabelled: int,
+        device: torch.device,
+        class_counts: np.ndarray | None = None,
+    ):
         cfg = config.train
         self.config, self.device = config, device
         self.accumulate = cfg.accumulate
@@ -75,8 +82,11 @@ class Stage1Step:
         self.ema = (
             ModelEmaV3(self.model, decay=momentum, use_warmup=cfg.ema_warmup) if use_ema else None
         )
+        self.labelled_loss = LabelledLoss(cfg, class_counts)
         self.objective = (
-            PseudoLabelObjective(config.ssl, num_unlabelled) if config.ssl.enabled else None
+            PseudoLabelObjective(config.ssl, num_unlabelled, self.labelled_loss)
+            if config.ssl.enabled
+            else None
         )
         self.teacher = (
             build_teacher(config.ssl, self.ema.module if self.ema else None, self.model, device)
@@ -107,7 +117,7 @@ class Stage1Step:
         labels = batch.labels.to(self.device, non_blocking=True)
         with autocast(self.config.train.precision, self.device), no_sync(self.trained, update):
             if self.objective is None:
-                loss = F.cross_entropy(self.trained(images).float(), labels)
+                loss = self.labelled_loss(self.trained(images).float(), labels)
             else:
                 self.objective.set_progress(global_step / self.config.train.steps_per_epoch)
                 loss = self.objective(
@@ -147,7 +157,7 @@ def train_stage1(
     device = pick_device(cfg.device)
     data = Stage1Data(config, progress)
 
-    step = Stage1Step(config, data.num_unlabelled, device)
+    step = Stage1Step(config, data.num_unlabelled, device, data.class_counts)
     model, optimizer, ema, objective = step.model, step.optimizer, step.ema, step.objective
     eval_model = ema.module if cfg.ema and ema is not None else model
     total_steps = cfg.epochs * cfg.steps_per_epoch

@@ -77,17 +77,21 @@ def extract_features(
     device: str | torch.device = "cpu",
     progress: bool = True,
     dataset: FrameDataset | None = None,
+    flip: bool = False,
 ) -> FeatureStore:
     """Run the frame encoder over every frame of ``table`` that has an image and write the store
     ``out_dir``; rerun with the same arguments to finish a killed extraction.
 
     ``dataset``: where the crops come from, a ``FrameDataset`` of ``table`` at the model's input
-    size (default: decoded from disk; a subclass may serve crops already in memory)."""
+    size (default: decoded from disk; a subclass may serve crops already in memory).
+    ``flip``: store the mean over each face and its mirror image (``FrameModel.embed``)."""
     if isinstance(model, FrameModel):
         frame_model = model
     else:
         frame_model = load_frame_model(frame_model_path(model))
     encoder = encoder_identity(model)
+    if flip:
+        encoder["flip_tta"] = True
     device = pick_device(device)
     frame_model.to(device).eval()
     out = Path(out_dir)
@@ -130,7 +134,7 @@ def extract_features(
             if len(batch.rows):
                 with torch.inference_mode():
                     images = frame_model.normalize(batch.images.to(device, non_blocking=True))
-                    vectors = frame_model.features(images)
+                    vectors = frame_model.embed(images, flip)
                     scores = frame_model.head(vectors)
                 rows = batch.rows.numpy()
                 features[rows] = vectors.float().cpu().numpy()

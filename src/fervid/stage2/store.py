@@ -96,6 +96,13 @@ def open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> dic
                 f"this store holds features of frame model {describe_encoder(meta['encoder'])}, "
                 f"not of {describe_encoder(encoder)}; write to another --out or delete {out}",
             )
+        if meta["encoder"].get("flip_tta", False) != encoder.get("flip_tta", False):
+            made = "with" if meta["encoder"].get("flip_tta") else "without"
+            raise DataError(
+                meta_path,
+                f"this store holds features made {made} flip test-time augmentation "
+                f"(eval.flip); use the same setting, another --out, or delete {out}",
+            )
         if not same_frames(FrameTable.load(out / "index.npz"), table):
             raise DataError(
                 out / "index.npz",

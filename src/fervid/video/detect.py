@@ -34,6 +34,8 @@ LANDMARKS = slice(5, 15)
 COLUMNS = 15
 DEFAULT_DETECTOR = "retinaface"
 DEFAULT_MAX_SIDE = 320
+MIN_MAX_SIDE = 32
+"""The smallest ``max_side`` the backends can work at."""
 
 DETECTORS: Registry[FaceDetector] = Registry("face detector")
 _BACKEND_MODULES = ("fervid.video.retinaface", "fervid.video.yunet")
@@ -81,7 +83,7 @@ class FaceDetector(ABC):
         nms_iou: float = 0.4,
         min_face: float = 0.0,
     ):
-        if max_side is not None and max_side < 32:
+        if max_side is not None and max_side < MIN_MAX_SIDE:
             raise ValueError(f"max_side must be >= 32 or None, got {max_side}")
         self.max_side = max_side
         self.min_score = self.default_min_score if min_score is None else float(min_score)

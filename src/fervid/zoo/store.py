@@ -109,6 +109,13 @@ def load_model(path_or_name: str | Path) -> nn.Module:
     """
     path = resolve_model(path_or_name)
     kind = read_sidecar(path).get("kind")
+    if kind == "temporal":
+        raise DataError(
+            path,
+            "a stage-2 model holds only the Temporal Encoder, which needs its frame encoder: "
+            f"package the pair with `fervid export --temporal {path.parent} --out MODEL."
+            "safetensors` (add --frame STAGE1_RUN unless the run fine-tuned its encoder)",
+        )
     if kind not in MODEL_KINDS:
         raise DataError(
             path.with_suffix(".json"),

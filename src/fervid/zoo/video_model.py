@@ -35,8 +35,12 @@ class VideoModel(nn.Module):
         self.meta = meta
 
     @torch.no_grad()
-    def frame_outputs(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.frame.features(self.frame.prepare(crops))
+    def frame_outputs(
+        self, crops: torch.Tensor, flip: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-face probabilities and features of uint8 crops; ``flip``: the mean over each crop
+        and its mirror image (``FrameModel.embed``)."""
+        features = self.frame.embed(self.frame.prepare(crops), flip)
         return self.frame.head(features).float().softmax(dim=1), features
 
     @torch.no_grad()

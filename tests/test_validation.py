@@ -1,0 +1,166 @@
+"""Every config value and every numeric CLI option is checked before anything runs: a bad one
+ends in one line naming it and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+
+import pytest
+
+from fervid.cli import main
+from fervid.cli.parser import MIN_MAX_SIDE, build_parser
+from fervid.config import Config, load_config
+from fervid.errors import ConfigError
+from fervid.video.detect import MIN_MAX_SIDE as DETECTOR_MIN_MAX_SIDE
+
+
+def numeric_keys(cls=Config, prefix="") -> list[tuple[str, type]]:
+    """(dotted key, int or float) of every numeric config value."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint, key = hints[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            keys += numeric_keys(hint, key + ".")
+        elif hint in (int, float):
+            keys.append((key, hint))
+    return keys
+
+
+NUMERIC = numeric_keys()
+
+
+def test_the_sweep_sees_every_section():
+    sections = {key.split(".")[0] for key, _ in NUMERIC}
+    assert sections == {"data", "model", "optim", "train", "ssl", "eval", "temporal", "synth"}
+    assert len(NUMERIC) > 80
+
+
+@pytest.mark.parametrize(("key", "kind"), NUMERIC, ids=[k for k, _ in NUMERIC])
+def test_every_numeric_config_value_refuses_a_non_number_and_a_negative(key, kind):
+    with pytest.raises(ConfigError, match=f"^{key}: expected"):
+        load_config(None, [f"{key}=x"])
+    with pytest.raises(ConfigError, match=f"^{key}: must be"):
+        load_config(None, [f"{key}=-1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.batch_size=0", "train.batch_size: must be >= 1, got 0"),
+        ("optim.name=adam", "optim.name: must be one of adamw, sgd, got 'adam'"),
+        ("ssl.tau=0", "ssl.tau: must be > 0 and <= 1, got 0.0"),
+        ("model.drop_rate=1", "model.drop_rate: must be >= 0 and < 1"),
+        ("temporal.smoothing_windows=[5,0]", r"temporal.smoothing_windows\[1\]: must be >= 1"),
+        ("temporal.eval_stride=65", "temporal.eval_stride: must not exceed temporal.window"),
+        ("temporal.stride=65", "temporal.stride: must not exceed temporal.window"),
+        ("temporal.width=30", "temporal.width: must be a multiple of temporal.heads"),
+        ("synth.frames_min=700", "synth.frames_min: must not exceed synth.frames_max"),
+        ("eval.split=test", "eval.split: must be one of train, validation"),
+    ],
+)
+def test_bounds_choices_and_cross_checks(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_the_recipes_pass_their_own_checks():
+    for recipe in ("default", "demo", "affwild2_resnet50", "affwild2_vits16"):
+        load_config(recipe)
+
+
+def numeric_options() -> list[tuple[list[str], str]]:
+    """(subcommand path, option) of every option whose value argparse converts (type=...)."""
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif action.type is not None and action.option_strings:
+                found.append((path, action.option_strings[-1]))
+
+    walk(build_parser(), [])
+    return found
+
+
+OPTIONS = numeric_options()
+REQUIRED = {  # the other arguments each command needs to reach its option checks
+    ("data", "crop"): ["video.mp4", "--out", "out"],
+    ("predict",): ["video.mp4"],
+    ("ablate",): ["--out", "out"],
+    ("train",): ["--run-dir", "run"],
+}
+
+
+def test_the_option_sweep_finds_the_numeric_options():
+    names = {(tuple(path), option) for path, option in OPTIONS}
+    assert {
+        (("predict",), "--every"),
+        (("predict",), "--max-side"),
+        (("data", "crop"), "--every"),
+    } <= names
+    assert (("ablate",), "--seeds") in names and (("train",), "--stage") in names
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x"])
+@pytest.mark.parametrize(("path", "option"), OPTIONS, ids=[" ".join([*p, o]) for p, o in OPTIONS])
+def test_a_bad_option_value_is_one_line_and_exit_code_2(
+    path, option, value, capsys, tmp_path, monkeypatch
+):
+    if path == ["ablate"] and option == "--seeds" and value == "0":
+        assert build_parser().parse_args(["ablate", "--out", "o", "--seeds", "0"]).seeds == [0]
+        return  # seed 0 is a valid seed list: nothing to refuse
+    monkeypatch.chdir(tmp_path)
+    argv = [*path, *REQUIRED.get(tuple(path), []), option, value]
+    try:
+        code = main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and option in lines[0], err
+
+
+def test_full_size_is_a_max_side_and_the_parser_and_detector_agree_on_the_minimum():
+    args = build_parser().parse_args(["predict", "v.mp4", "--max-side", "full"])
+    assert args.max_side is None
+    assert MIN_MAX_SIDE == DETECTOR_MIN_MAX_SIDE
+
+
+def test_a_bad_config_override_on_the_command_line_is_one_line(capsys):
+    assert main(["train", "--run-dir", "run", "train.batch_size=-3"]) == 2
+    assert capsys.readouterr().err.strip() == "error: train.batch_size: must be >= 1, got -3"
+
+
+def test_a_sidecar_without_a_format_version_is_not_a_fervid_model_file(tmp_path):
+    import json
+
+    import torch
+
+    from fervid.errors import DataError
+    from fervid.runtime.checkpoint import load_weights, save_weights
+
+    path = save_weights(tmp_path / "m", {"w": torch.ones(2)}, {"kind": "frame"})
+    sidecar = path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    del meta["format_version"]
+    sidecar.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="not a fervid model file") as error:
+        load_weights(path)
+    assert "newer" not in str(error.value)
+
+
+def test_a_stage2_model_given_to_predict_says_how_to_package_it(capsys, tmp_path):
+    from pathlib import Path
+
+    stage2 = Path(__file__).parent / "fixtures" / "legacy-4c18e36" / "stage2" / "model.safetensors"
+    code = main(["-q", "predict", str(tmp_path / "clip.mp4"), "--model", str(stage2)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "fervid export --temporal" in err and "Traceback" not in err
