@@ -102,7 +102,7 @@ def hand_written_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.nd
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_torchvision_nms_and_iou_equal_the_hand_written_ones_on_random_boxes(seed):
+def test_the_nms_kernel_and_iou_equal_the_hand_written_reference_on_random_boxes(seed):
     rng = np.random.default_rng(seed)
     corners = rng.uniform(0, 200, (60, 2)).astype(np.float32)
     boxes = np.concatenate([corners, corners + rng.uniform(5, 80, (60, 2))], axis=1)

@@ -300,24 +300,34 @@ def predict(
     out: str | Path,
     annotate: bool = False,
     options=None,
+    redo: bool = False,
+    progress: bool = True,
 ) -> tuple[list, list[str]]:
     """Predict every input (videos, images, folders of them) into ``out`` with ``model`` (a list:
-    an ensemble). An input that fails is reported and skipped; the others complete. Returns
-    (predictions, error messages).
+    an ensemble). Resumable: an input whose outputs in ``out`` are complete for this model and
+    options is skipped (``redo`` predicts it again). An input that fails is reported and
+    skipped; the others complete. ``out/fervid-job-summary.csv`` lists every input. Returns
+    (predictions made now, error messages).
 
     Under torchrun each process predicts every world_size()-th input and writes that input's
     outputs; the error messages of all processes are returned on every process."""
     from fervid.errors import FervidError
     from fervid.predict import Predictor
-    from fervid.predict.outputs import write_outputs
-    from fervid.runtime.dist import gather_lists, init_from_environment, is_main, rank, world_size
+    from fervid.predict.batch import predict_inputs, write_summary
+    from fervid.runtime.dist import (
+        barrier,
+        gather_lists,
+        init_from_environment,
+        is_main,
+        rank,
+        world_size,
+    )
     from fervid.video.decode import expand_inputs
 
     init_from_environment()
     out = check_output_folder(out)
     predictor = Predictor(model, options)
-    results, errors = [], []
-    paths, seen = [], {}
+    errors, paths, seen = [], [], {}
     for item in inputs:
         try:
             paths.extend(expand_inputs([item]))
@@ -334,14 +344,16 @@ def predict(
         unique.append(path)
     if not is_main():
         errors = []  # every process found the same problems with the inputs; report them once
-    for path in unique[rank() :: world_size()]:
-        try:
-            prediction = predictor.run(path)
-            write_outputs(prediction, out, annotate=annotate)
-            results.append(prediction)
-        except FervidError as error:
-            errors.append(str(error))
-    return results, gather_lists(errors)
+    results, failed, skipped = predict_inputs(
+        predictor, unique[rank() :: world_size()], out, annotate, redo, progress and is_main()
+    )
+    if skipped:
+        log.info("%d inputs already done in %s (same model and options): skipped", skipped, out)
+    failed = dict(gather_lists(list(failed.items())))
+    barrier()  # every process's outputs are written
+    if is_main():
+        write_summary(out, unique, failed, predictor.run_key)
+    return results, gather_lists(errors) + list(failed.values())
 
 
 def crop(

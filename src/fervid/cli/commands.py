@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import yaml
 
 from fervid import api
 from fervid.ablation import run_ablation
 from fervid.config import load_config, to_dict
-from fervid.errors import ConfigError
+from fervid.errors import ConfigError, DataError
 from fervid.labels import CLASS_NAMES
 from fervid.plots import plot_run
 
@@ -165,7 +166,12 @@ def cmd_predict(args, progress: bool) -> int:
         flip=args.flip,
     )
     model = args.model[0] if args.model and len(args.model) == 1 else args.model
-    results, errors = api.predict(args.inputs, model, args.out, args.annotate, options)
+    inputs = list(args.inputs) + (read_input_list(args.inputs_from) if args.inputs_from else [])
+    if not inputs:
+        raise ConfigError("predict: give inputs (videos, images, folders) or --inputs-from LIST")
+    results, errors = api.predict(
+        inputs, model, args.out, args.annotate, options, redo=args.redo, progress=progress
+    )
     for prediction in results:
         summary = prediction.summary
         tracks = (
@@ -181,8 +187,17 @@ def cmd_predict(args, progress: bool) -> int:
     if is_main():  # under torchrun each process printed its own inputs above
         for message in errors:
             print(f"error: {message}", file=sys.stderr)
-        print(f"outputs: {args.out}")
+        print(f"outputs: {args.out} (every input: {args.out}/fervid-job-summary.csv)")
     return 1 if errors else 0
+
+
+def read_input_list(path: str) -> list[str]:
+    """The inputs listed in a text file, one per line (blank lines and # comments skipped)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise DataError(path, f"cannot read the input list ({error.strerror or error})") from None
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def cmd_config(args, progress: bool) -> int:

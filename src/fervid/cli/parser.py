@@ -251,7 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="per-frame expressions of every face in videos and images"
     )
-    predict.add_argument("inputs", nargs="+", help="videos, images or folders of them")
+    predict.add_argument("inputs", nargs="*", help="videos, images or folders of them")
+    predict.add_argument(
+        "--inputs-from",
+        metavar="LIST",
+        help="a text file with one input (video, image or folder) per line, added to INPUTS",
+    )
+    predict.add_argument(
+        "--redo",
+        action="store_true",
+        help="predict inputs again whose outputs in --out are complete (default: skip them, so "
+        "a killed job continues where it stopped)",
+    )
     predict.add_argument(
         "--model",
         action="append",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,7 +12,7 @@ from torch import nn
 from fervid.config import ModelConfig
 from fervid.errors import ConfigError, DataError
 from fervid.labels import NUM_CLASSES
-from fervid.models import small_cnn  # noqa: F401 (registers fervid_cnn with timm)
+from fervid.models import small_cnn
 
 log = logging.getLogger("fervid")
 
@@ -91,9 +90,18 @@ class FrameModel(nn.Module):
 
 
 def create_backbone(config: ModelConfig) -> nn.Module:
-    """A timm model without classifier. Models with a fixed input size (ViTs) are built for
-    ``input_size`` (timm resizes pretrained position embeddings)."""
+    """A timm model without classifier (``fervid_cnn`` without importing timm). Models with a
+    fixed input size (ViTs) are built for ``input_size`` (timm resizes pretrained position
+    embeddings)."""
     options = {"pretrained": config.pretrained, "num_classes": 0}
+    if config.backbone in small_cnn.NAMES:  # built without importing timm (start-up time)
+        try:
+            return small_cnn.create(config.backbone, **options)
+        except ValueError as error:
+            raise ConfigError(f"model.pretrained: {error}") from None
+    import timm
+
+    small_cnn.register_with_timm()
     try:
         try:
             return timm.create_model(config.backbone, img_size=config.input_size, **options)

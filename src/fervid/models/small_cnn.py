@@ -5,12 +5,13 @@ scratch on a few tens of thousands of 64x64 faces and overfit the people they se
 synthetic demo data this small plain network (conv-BN-ReLU blocks, max pooling, 0.4M
 parameters) generalises to new people better at the same CPU budget (docs/results.md). It is
 registered with timm, so ``model.backbone: fervid_cnn`` works like any timm name; it has no
-pretrained weights.
+pretrained weights. fervid builds it without importing timm (:func:`create`), which keeps
+``fervid predict`` quick to start; :func:`register_with_timm` adds it to timm's registry
+whenever fervid hands a name to timm.
 """
 
 from __future__ import annotations
 
-from timm.models import register_model
 from torch import nn
 
 WIDTHS = (24, 48, 96, 128, 192)
@@ -56,9 +57,26 @@ class SmallCNN(nn.Module):
         return self.head(self.drop(self.pool(self.forward_features(images))))
 
 
-@register_model
-def fervid_cnn(pretrained: bool = False, **kwargs) -> SmallCNN:
+NAMES = ("fervid_cnn",)
+
+
+def create(name: str, pretrained: bool = False, **kwargs) -> SmallCNN:
+    """``fervid_cnn`` with timm's arguments (``num_classes``, ``in_chans``, ``drop_rate``)."""
+    if name not in NAMES:
+        raise ValueError(f"unknown fervid backbone {name!r}")
     if pretrained:
         raise ValueError("fervid_cnn has no pretrained weights; set model.pretrained=false")
     options = {k: kwargs[k] for k in ("num_classes", "in_chans", "drop_rate") if k in kwargs}
     return SmallCNN(**options)
+
+
+def register_with_timm() -> None:
+    """``timm.create_model("fervid_cnn")`` works from now on (idempotent)."""
+    from timm.models import is_model, register_model
+
+    if not is_model("fervid_cnn"):
+
+        def fervid_cnn(pretrained: bool = False, **kwargs) -> SmallCNN:
+            return create("fervid_cnn", pretrained, **kwargs)
+
+        register_model(fervid_cnn)

@@ -126,6 +126,11 @@ class Predictor:
         self.model_path = paths[0] if len(paths) == 1 else paths
         self.model = models[0] if len(models) == 1 else EnsembleModel(models, list(map(str, paths)))
         meta = read_sidecar(paths[0]) if len(paths) == 1 else self.model.meta
+        self.run_key = {
+            "models": [read_sidecar(path).get("sha256") for path in paths],
+            "options": dataclasses.asdict(self.options),
+        }
+        """What an input's outputs depend on: a rerun skips inputs done with the same key."""
         self.device = torch.device(device)
         self.model.to(self.device)
         self.meta = getattr(self.model, "meta", meta)
@@ -162,6 +167,7 @@ class Predictor:
         summary = summarise(
             path, table, reader.report, self.options, timings, time.perf_counter() - started
         )
+        summary["run_key"] = self.run_key
         summary["model"] = {
             "path": str(self.model_path),
             "kind": self.meta.get("kind"),
@@ -336,6 +342,7 @@ def summarise(
         "file": str(path),
         "frames_decoded": frames,
         "frames_expected": report.frames_expected,
+        "duration_s": frames / report.fps if report.fps else 0.0,
         "decode_complete": report.complete,
         "faces": int(table["detected"].sum()) if len(table) else 0,
         "tracks": tracks,

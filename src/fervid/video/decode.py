@@ -74,6 +74,8 @@ class DecodeReport:
     frames_expected: int = 0
     stopped_at: int | None = None
     reason: str = ""
+    fps: float = 0.0
+    """Frames per second of a video (0 for an image)."""
 
     @property
     def complete(self) -> bool:
@@ -180,6 +182,7 @@ class FrameReader:
             stream.thread_type = "AUTO"
             stream.thread_count = self.threads
             fps = _fps(stream) or 25.0
+            report.fps = fps
             index = 0
             for frame in self._decoded(container, stream):
                 if index % self.every == 0:

@@ -17,13 +17,17 @@ than real time on a CPU. ``build_detector("retinaface", min_score=0.8)`` makes o
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 
 from fervid.runtime.registry import Registry
@@ -143,19 +147,47 @@ class FaceDetector(ABC):
 
 
 def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes (torchvision's, in
-    float64)."""
-    a = torch.from_numpy(np.asarray(boxes_a, np.float64).reshape(-1, 4))
-    b = torch.from_numpy(np.asarray(boxes_b, np.float64).reshape(-1, 4))
-    return torchvision.ops.box_iou(a, b).nan_to_num_(0.0).numpy()
+    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes (0 where the union is
+    empty). Written here rather than called from torchvision.ops: importing that package costs
+    fervid predict about 2 s of start-up (it pulls in torch._dynamo), and the tracker needs
+    nothing else from it."""
+    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1e-12), 0.0)
 
 
 def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy NMS (torchvision's, in float64), highest score
+    """Indices of the boxes kept by greedy NMS (torchvision's kernel, in float64), highest score
     first: a box goes when its IoU with a kept, higher-scoring box is above ``iou``."""
-    kept = torchvision.ops.nms(
+    kept = vision_ops().nms(
         torch.from_numpy(np.asarray(boxes, np.float64).reshape(-1, 4)),
         torch.from_numpy(np.asarray(scores, np.float64).reshape(-1)),
         iou,
     )
     return kept.numpy().astype(np.int64)
+
+
+@functools.cache
+def vision_ops():
+    """torchvision's compiled operators (``torch.ops.torchvision``: the kernel behind
+    ``torchvision.ops.nms``). When torchvision is not imported yet its library is loaded alone,
+    without the Python package, whose import costs about 2 s (torch._dynamo, through
+    torchvision.ops); if that fails, torchvision is imported the usual way."""
+    if "torchvision" not in sys.modules:
+        spec = importlib.util.find_spec("torchvision")
+        for folder in spec.submodule_search_locations if spec else []:
+            for library in sorted(Path(folder).glob("_C*")):
+                if library.suffix in (".so", ".pyd", ".dylib"):
+                    with contextlib.suppress(OSError, RuntimeError):
+                        torch.ops.load_library(str(library))
+    try:
+        torch.ops.torchvision.nms  # noqa: B018 - raises unless the operator is registered
+    except (AttributeError, RuntimeError):
+        import torchvision  # noqa: F401 - registers its operators
+    return torch.ops.torchvision

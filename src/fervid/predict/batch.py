@@ -1,0 +1,90 @@
+"""Many inputs in one job: resumable, one progress bar, a summary table across inputs.
+
+An input's outputs are complete once its ``<stem>.json`` exists (written last, atomically) and
+lists outputs that exist, made with the same models and options (the predictor's ``run_key``):
+a rerun of the same command skips such inputs, so a killed job continues where it stopped and
+no output is ever half-written. ``fervid-job-summary.csv`` (and ``.parquet``) has a row per input:
+file, duration, frames, faces, tracks, the dominant label of each track, and the error, if any.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from fervid.errors import FervidError
+from fervid.predict.outputs import write_outputs
+from fervid.predict.predictor import Prediction, Predictor
+from fervid.runtime.io import atomic_path, atomic_write_text
+
+SUMMARY = "fervid-job-summary"
+SUMMARY_COLUMNS = ["file", "duration_s", "frames", "faces", "tracks", "dominant", "error"]
+
+
+def summary_path(out: Path, path: Path) -> Path:
+    return out / f"{path.stem}.json"
+
+
+def completed(out: Path, path: Path, run_key: dict) -> dict | None:
+    """The summary of ``path``'s outputs in ``out`` if they are complete for ``run_key``."""
+    try:
+        summary = json.loads(summary_path(out, path).read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("file") != str(path) or summary.get("run_key") != run_key:
+        return None
+    if not all(Path(output).is_file() for output in summary.get("outputs", [])):
+        return None
+    return summary
+
+
+def predict_inputs(
+    predictor: Predictor,
+    paths: list[Path],
+    out: Path,
+    annotate: bool = False,
+    redo: bool = False,
+    progress: bool = True,
+) -> tuple[list[Prediction], dict[str, str], int]:
+    """Predict each of ``paths`` into ``out``, skipping (unless ``redo``) inputs whose outputs
+    are complete. Returns (predictions made now, error message per failed input, skipped)."""
+    results, errors, skipped = [], {}, 0
+    for path in tqdm(paths, desc="predict", unit="input", disable=not progress):
+        if not redo and completed(out, path, predictor.run_key) is not None:
+            skipped += 1
+            continue
+        try:
+            prediction = predictor.run(path)
+            write_outputs(prediction, out, annotate=annotate)
+            results.append(prediction)
+        except FervidError as error:
+            errors[str(path)] = str(error)
+    return results, errors, skipped
+
+
+def write_summary(out: Path, paths: list[Path], errors: dict[str, str], run_key: dict) -> Path:
+    """``fervid-job-summary.csv`` / ``.parquet``: every input of the job, from its outputs."""
+    rows = []
+    for path in paths:
+        summary = completed(out, path, run_key)
+        row = dict.fromkeys(SUMMARY_COLUMNS, None) | {"file": str(path), "error": ""}
+        if summary is not None:
+            tracks = summary.get("tracks", [])
+            row |= {
+                "duration_s": summary.get("duration_s"),
+                "frames": summary.get("frames_decoded"),
+                "faces": summary.get("faces"),
+                "tracks": len(tracks),
+                "dominant": "; ".join(f"{t['track']}: {t['dominant_label']}" for t in tracks),
+            }
+        else:
+            row["error"] = errors.get(str(path), "not done")
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    atomic_write_text(out / f"{SUMMARY}.csv", table.to_csv(index=False))
+    with atomic_path(out / f"{SUMMARY}.parquet") as temporary:
+        table.to_parquet(temporary, index=False)
+    return out / f"{SUMMARY}.csv"
