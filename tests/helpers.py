@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -55,3 +57,84 @@ def max_weight_difference(first: Path, second: Path) -> float:
         if not torch.equal(a[key], b[key]):
             worst = max(worst, (a[key].double() - b[key].double()).abs().max().item(), 1e-300)
     return worst
+
+
+def torchrun_command(
+    processes: int, *args: str, target: tuple[str, ...] = ("-m", "fervid", "-q")
+) -> list[str]:
+    """The command line ``torchrun`` above runs (CPU processes, gloo, a free port)."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={processes}",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        *target,
+        *args,
+    ]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children, ...), read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def is_gone(pid: int) -> bool:
+    """True when ``pid`` has exited (no such process, or a zombie nobody has reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def torchrun_kill_after_first_checkpoint(
+    run: Path, processes: int, cli_args: list[str], timeout: float = 240
+) -> None:
+    """``kill_after_first_checkpoint`` under torchrun: start ``fervid <cli_args>`` with
+    ``processes`` CPU processes and, as soon as the run's first checkpoint exists, SIGKILL the
+    launcher and every worker at once (torchrun starts each worker in a session of its own, so
+    they are found by parent, not by process group); wait until all are gone and assert the run
+    was killed before it finished."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as log:
+        command = torchrun_command(processes, *cli_args)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not (run / "checkpoints" / "last.pt").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                victims = kill_all([*descendants(process.pid), process.pid])
+                process.wait()
+                log.seek(0)
+                raise AssertionError("no checkpoint appeared: " + log.read().decode()[-3000:])
+            time.sleep(0.01)
+        workers = descendants(process.pid)
+        victims = kill_all([*workers, process.pid])
+        process.wait()
+        while not all(is_gone(pid) for pid in victims):
+            assert time.monotonic() < deadline + 30, "a killed worker is still running"
+            time.sleep(0.01)
+    assert len(workers) >= processes, f"found {len(workers)} workers to kill, not {processes}"
+    assert not (run / "model.safetensors").exists(), "the run finished before it could be killed"
+
+
+def kill_all(pids: list[int]) -> list[int]:
+    """SIGKILL every process of ``pids`` (those already gone are skipped); returns ``pids``."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids

@@ -1,7 +1,10 @@
 """The demo pipeline end to end at toy scale: synth -> stage 1 (SSL) -> features -> stage 2 ->
 comparison -> packaged model -> predict on a synthetic scene video."""
 
+import hashlib
 import json
+
+import pytest
 
 from fervid.api import demo
 from fervid.cli import main
@@ -24,9 +27,15 @@ TINY = [
     "temporal.batch_size=4",
     "ssl.log_every=2",
 ]
+STAGES = ["synth", "stage1", "features", "stage2"]
 
 
-def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
+def fingerprint(path):
+    """A file's content hash and modification time: both stay if nothing rewrote it."""
+    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
     result = demo(tmp_path / "demo", TINY, progress=False)
     comparison = result["metrics"]["comparison"]["table"]
     assert set(comparison) == {
@@ -34,14 +43,41 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
         f"moving average ({result['metrics']['comparison']['smoothing_window']})",
         "temporal encoder",
     }
-    for name in ("synth", "stage1", "features", "stage2", "total"):
-        assert result["seconds"][name] >= 0
+    seconds = result["seconds"]
+    assert list(seconds) == [*STAGES, "total"]
+    assert all(seconds[name] > 0 for name in STAGES)  # each stage was timed as it ran
+    assert seconds["total"] == pytest.approx(sum(seconds[name] for name in STAGES))
     run = tmp_path / "demo" / "run"
     assert (run / "stage1" / "steps.jsonl").exists()  # stage 1 ran semi-supervised
     assert json.loads((run / "fervid_demo_model.json").read_text())["temporal"] is not None
-    # a second call finds every stage done and only re-evaluates
+
+    # a second call finds every stage done: it only re-evaluates
+    untouched = [  # not even rewritten
+        tmp_path / "demo" / "data" / "synth.json",
+        *(run / stage / "checkpoints" / "last.pt" for stage in ("stage1", "stage2")),
+        *(run / "features" / split / "features.npy" for split in ("train", "validation")),
+    ]
+    same = [  # rewritten at most, with the same content: the logs hold no new step or epoch
+        run / "stage1" / "metrics.jsonl",
+        run / "stage1" / "steps.jsonl",
+        run / "stage2" / "metrics.jsonl",
+        run / "stage1" / "model.safetensors",
+        run / "stage2" / "model.safetensors",
+        run / "fervid_demo_model.safetensors",
+    ]
+    before = {path: fingerprint(path) for path in untouched}
+    content = {path: fingerprint(path)[0] for path in same}
     assert main(["-q", "demo", "--out", str(tmp_path / "demo"), *TINY]) == 0
-    assert "temporal encoder" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert {path: fingerprint(path) for path in untouched} == before
+    assert {path: fingerprint(path)[0] for path in same} == content
+    frame = result["frame_metrics"]
+    assert (
+        f"validation macro F1: {frame['macro_f1']:.4f}   accuracy: {frame['accuracy']:.4f}   "
+        f"frames: {frame['frames']}"
+    ) in out.splitlines()
+    assert result["metrics"]["comparison"]["text"] in out  # the first run's comparison
+
     scene = next((tmp_path / "demo" / "data" / "scenes").glob("*.mp4"))
     code = main(
         [

@@ -1,21 +1,34 @@
-"""Stage 1 under torchrun with 2 CPU processes (gloo): one launch path, rank-0 writes."""
+"""Stage 1 under torchrun with 2 CPU processes (gloo): one launch path, rank-0 writes, the
+gradient of one process on the whole batch, and resume after a SIGKILL of every process."""
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from fervid.runtime.checkpoint import load_weights
 
-from .helpers import torchrun
+from .helpers import max_weight_difference, torchrun, torchrun_kill_after_first_checkpoint
 from .test_stage1_ssl import SSL
 
+DDP_STEP = Path(__file__).parent / "distributed" / "ddp_step.py"
 
-def test_ssl_training_under_torchrun_two_processes(colour_coded_dataset, tmp_path):
-    run = tmp_path / "run"
+
+@pytest.fixture(scope="module")
+def two_process_run(colour_coded_dataset, tmp_path_factory) -> Path:
+    """An uninterrupted 2-process SSL run (2 epochs)."""
+    run = tmp_path_factory.mktemp("two_processes") / "run"
     result = torchrun(2, "train", "--run-dir", str(run), f"data.root={colour_coded_dataset}", *SSL)
     assert result.returncode == 0, result.stderr[-3000:]
+    return run
+
+
+def test_ssl_training_under_torchrun_two_processes(two_process_run):
+    run = two_process_run
     state, meta = load_weights(run / "model.safetensors")
     assert meta["kind"] == "frame"
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -71,3 +84,56 @@ def test_mismatched_configs_across_ranks_are_detected(colour_coded_dataset, tmp_
     )
     assert result.returncode != 0
     assert "different configs" in result.stderr
+
+
+def test_a_ddp_step_on_two_processes_has_the_gradient_of_one_process_on_the_whole_batch(tmp_path):
+    """One stage-1 step (Stage1Step, test_vit: no BatchNorm, dropout off, no augmentation; see
+    tests/distributed/ddp_step.py): each of 2 processes takes half of a global batch of 8, DDP
+    averages their gradients, which must be the one-process gradient of all 8 rows."""
+    result = torchrun(2, str(tmp_path / "two"), "8", target=(str(DDP_STEP),))
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = [torch.load(tmp_path / f"two.rank{r}", weights_only=True) for r in range(2)]
+
+    spec = importlib.util.spec_from_file_location("ddp_step", DDP_STEP)
+    ddp_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ddp_step)
+    with torch.random.fork_rng():
+        whole = ddp_step.step_gradients(torch.arange(8))
+        half = ddp_step.step_gradients(torch.arange(4))  # what rank 0 holds before the all-reduce
+
+    assert whole.keys() == two[0].keys() == two[1].keys() and len(whole) > 50
+    for name, gradient in whole.items():
+        assert torch.equal(two[0][name], two[1][name]), name  # every process steps alike
+        torch.testing.assert_close(two[0][name], gradient, rtol=0, atol=1e-5, msg=name)
+    # the comparison can tell: one process's own half differs from the whole batch
+    assert max((half[k] - whole[k]).abs().max().item() for k in whole) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "teacher",
+    [
+        "ema",  # process 0's BatchNorm statistics in every process's teacher (Stage1Step)
+        "model",  # FixMatch: the student pseudo-labels in its own forward, no EMA copy
+    ],
+)
+def test_a_two_process_run_killed_after_its_first_checkpoint_resumes_to_the_same_weights(
+    colour_coded_dataset, two_process_run, tmp_path, teacher
+):
+    """Launcher and both workers SIGKILLed as soon as epoch 1's checkpoint exists, then
+    resumed with 2 processes: the same weights as the uninterrupted 2-process run."""
+    options = [f"data.root={colour_coded_dataset}", *SSL, f"ssl.teacher={teacher}"]
+    full = two_process_run  # SSL's teacher is the default, ema
+    if teacher != "ema":
+        full = tmp_path / "full"
+        result = torchrun(2, "train", "--run-dir", str(full), *options)
+        assert result.returncode == 0, result.stderr[-3000:]
+    killed = tmp_path / "killed"
+    torchrun_kill_after_first_checkpoint(killed, 2, ["train", "--run-dir", str(killed), *options])
+    result = torchrun(2, "train", "--run-dir", str(killed), "--resume", *options)
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").open()]
+    assert epochs == [1, 2]
+    difference = max_weight_difference(full / "model.safetensors", killed / "model.safetensors")
+    assert difference == 0.0, f"resumed weights differ by up to {difference:.3g}"
+    steps = (killed / "steps.jsonl").read_text().splitlines()
+    assert steps == (full / "steps.jsonl").read_text().splitlines()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from fervid.cli import main
 from fervid.config import TemporalConfig, load_config
 from fervid.data.table import FrameTable
 from fervid.errors import DataError
@@ -20,6 +21,8 @@ from fervid.stage2.compare import (
 )
 from fervid.stage2.store import write_store
 from fervid.stage2.train import train_stage2, window_loss, window_weights
+
+from .helpers import kill_after_first_checkpoint, max_weight_difference
 
 ENCODER = {"sha256": "5" * 64, "backbone": "synthetic", "input_size": 0, "source": "test"}
 TINY = [
@@ -92,17 +95,18 @@ def stores(tmp_path_factory):
     return root
 
 
+def overrides(stores, *extra) -> list[str]:
+    return [
+        f"data.root={stores / 'no-dataset'}",  # stores only: the split check is skipped
+        f"temporal.train_store={stores / 'train'}",
+        f"temporal.val_store={stores / 'val'}",
+        *TINY,
+        *extra,
+    ]
+
+
 def config(stores, *extra):
-    return load_config(
-        None,
-        [
-            f"data.root={stores / 'no-dataset'}",  # stores only: the split check is skipped
-            f"temporal.train_store={stores / 'train'}",
-            f"temporal.val_store={stores / 'val'}",
-            *TINY,
-            *extra,
-        ],
-    )
+    return load_config(None, overrides(stores, *extra))
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +178,37 @@ def test_resume_after_a_kill_ends_with_the_same_weights(stores, tmp_path, monkey
     for key in full:
         torch.testing.assert_close(full[key], resumed[key], rtol=0, atol=0, msg=key)
     log = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == [1, 2, 3]
+
+
+def test_a_sigkilled_stage2_process_resumes_to_the_same_weights(stores, tmp_path, monkeypatch):
+    """`fervid train --stage 2` in a subprocess, SIGKILLed as soon as its first checkpoint
+    exists (a real kill, not an exception inside the writer), then resumed with `--resume`:
+    bit for bit the weights of an uninterrupted run (noise and dropout on, so the RNG state
+    must come back too)."""
+    options = overrides(
+        stores,
+        "temporal.epochs=3",
+        "temporal.steps_per_epoch=30",  # ~0.2 s an epoch: the kill lands before the end
+        "temporal.dropout=0.2",
+        "temporal.feature_noise=0.3",
+        "temporal.feature_dropout=0.1",
+        "train.eval_every=0",
+    )
+    train_stage2(load_config(None, options), tmp_path / "full", progress=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # one thread, as this module runs in-process
+    killed = tmp_path / "killed"
+    kill_after_first_checkpoint(
+        killed, ["train", "--stage", "2", "--run-dir", str(killed), *options]
+    )
+    assert (
+        main(["-q", "train", "--stage", "2", "--run-dir", str(killed), "--resume", *options]) == 0
+    )
+    difference = max_weight_difference(
+        tmp_path / "full" / "model.safetensors", killed / "model.safetensors"
+    )
+    assert difference == 0.0, f"resumed weights differ by up to {difference:.3g}"
+    log = (killed / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in log] == [1, 2, 3]
 
 

@@ -12,6 +12,7 @@ from fervid.models.frame import FrameModel
 from fervid.models.temporal import gather_windows, make_windows
 from fervid.runtime import training as common
 from fervid.runtime.checkpoint import load_weights, save_weights
+from fervid.stage2.compare import compare
 from fervid.stage2.extract import extract_features, split_frames
 from fervid.stage2.finetune import EncoderFinetuning
 from fervid.stage2.store import FeatureStore
@@ -82,7 +83,9 @@ def finetuned(colour_coded_dataset, stage1):
     return run, metrics
 
 
-def test_the_encoder_learns_and_is_written_as_a_frame_model(stage1, finetuned):
+def test_the_encoder_learns_and_is_written_as_a_frame_model(
+    colour_coded_dataset, stage1, finetuned, tmp_path
+):
     run, metrics = finetuned
     before, _ = load_weights(stage1[1])
     after, meta = load_weights(run / "encoder.safetensors")
@@ -99,8 +102,23 @@ def test_the_encoder_learns_and_is_written_as_a_frame_model(stage1, finetuned):
     # validation features were re-extracted with the fine-tuned encoder and evaluated
     store = FeatureStore.open(run / "features" / "validation")
     assert store.encoder["sha256"] == meta["sha256"]
-    assert 0.0 <= metrics["macro_f1"] <= 1.0
-    assert "temporal encoder" in metrics["comparison"]["table"]
+    # ... by the fine-tuned encoder itself: extracting them again with encoder.safetensors gives
+    # the same store, and not the stage-1 one
+    data = load_config(None, [f"data.root={colour_coded_dataset}"]).data
+    again = extract_features(
+        run / "encoder.safetensors", split_frames(data, "validation"), tmp_path / "again",
+        batch_size=32, workers=0, progress=False,
+    )  # fmt: skip
+    stage1_store = FeatureStore.open(stage1[0] / "validation")
+    np.testing.assert_allclose(store.features, again.features, atol=1e-3, rtol=1e-3)
+    assert np.abs(store.features - stage1_store.features).max() > 0.01
+    # the reported F1 is the written Temporal Encoder's on those features
+    window = metrics["comparison"]["smoothing_window"]
+    table = compare(run / "features" / "validation", run, smoothing_window=window)
+    assert metrics["macro_f1"] == pytest.approx(table.loc["temporal encoder", "macro_f1"])
+    assert metrics["comparison"]["table"]["temporal encoder"]["macro_f1"] == pytest.approx(
+        metrics["macro_f1"]
+    )
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [record["epoch"] for record in log] == [1, 2]
 

@@ -95,6 +95,17 @@ def all_reduce_sum_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def broadcast_from_main_(tensors) -> None:
+    """Overwrite every process's ``tensors`` in place with process 0's (a no-op alone)."""
+    if not is_distributed():
+        return
+    for tensor in tensors:
+        moved = tensor.to(collective_device())
+        dist.broadcast(moved, src=0)
+        if moved is not tensor:
+            tensor.copy_(moved)
+
+
 def check_same_everywhere(text: str, what: str) -> None:
     """Fail on every process if ``text`` (e.g. a resolved config) differs between processes."""
     if not is_distributed():

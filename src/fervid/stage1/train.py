@@ -29,7 +29,14 @@ from fervid.data.transforms import weak_augment
 from fervid.evaluate import score, write_evaluation
 from fervid.models.frame import FrameModel
 from fervid.runtime.checkpoint import save_weights
-from fervid.runtime.dist import barrier, check_same_everywhere, is_main, rank, world_size
+from fervid.runtime.dist import (
+    barrier,
+    broadcast_from_main_,
+    check_same_everywhere,
+    is_main,
+    rank,
+    world_size,
+)
 from fervid.runtime.run_dir import RunDir
 from fervid.runtime.training import (
     autocast,
@@ -136,6 +143,10 @@ class Stage1Step:
             self.optimizer.zero_grad(set_to_none=True)
             if self.ema is not None:
                 self.ema.update(self.model, step=global_step)
+                # BatchNorm statistics are each process's own (its half of the batch): keep
+                # process 0's in every teacher, so all pseudo-label alike and a resume, which
+                # restores process 0's, continues exactly
+                broadcast_from_main_(self.ema.module.buffers())
         return loss.detach()
 
 
