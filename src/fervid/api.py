@@ -302,11 +302,13 @@ def predict(
     options=None,
     redo: bool = False,
     progress: bool = True,
+    report: bool = False,
 ) -> tuple[list, list[str]]:
     """Predict every input (videos, images, folders of them) into ``out`` with ``model`` (a list:
     an ensemble). Resumable: an input whose outputs in ``out`` are complete for this model and
     options is skipped (``redo`` predicts it again). An input that fails is reported and
-    skipped; the others complete. ``out/fervid-job-summary.csv`` lists every input. Returns
+    skipped; the others complete. ``report``: an HTML page per input (:mod:`fervid.predict.report`).
+    ``out/fervid-job-summary.csv`` lists every input. Returns
     (predictions made now, error messages).
 
     Under torchrun each process predicts every world_size()-th input and writes that input's
@@ -345,7 +347,13 @@ def predict(
     if not is_main():
         errors = []  # every process found the same problems with the inputs; report them once
     results, failed, skipped = predict_inputs(
-        predictor, unique[rank() :: world_size()], out, annotate, redo, progress and is_main()
+        predictor,
+        unique[rank() :: world_size()],
+        out,
+        annotate,
+        redo,
+        progress and is_main(),
+        report,
     )
     if skipped:
         log.info("%d inputs already done in %s (same model and options): skipped", skipped, out)

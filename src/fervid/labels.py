@@ -13,6 +13,17 @@ CLASS_NAMES: tuple[str, ...] = (
     "Other",
 )
 NUM_CLASSES = len(CLASS_NAMES)
+CLASS_COLOURS: tuple[str, ...] = (
+    "#7f7f7f",
+    "#d62728",
+    "#8c564b",
+    "#9467bd",
+    "#2ca02c",
+    "#1f77b4",
+    "#ff7f0e",
+    "#bcbd22",
+)
+"""One colour per class, in class order, for timelines and reports."""
 IGNORE_LABEL = -1
 
 # Header line of every Aff-Wild2 EXPR annotation file.

@@ -170,7 +170,14 @@ def cmd_predict(args, progress: bool) -> int:
     if not inputs:
         raise ConfigError("predict: give inputs (videos, images, folders) or --inputs-from LIST")
     results, errors = api.predict(
-        inputs, model, args.out, args.annotate, options, redo=args.redo, progress=progress
+        inputs,
+        model,
+        args.out,
+        args.annotate,
+        options,
+        redo=args.redo,
+        progress=progress,
+        report=args.report,
     )
     for prediction in results:
         summary = prediction.summary

@@ -297,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         "small faces) or 'full' for the frame as it is",
     )
     predict.add_argument(
+        "--report",
+        action="store_true",
+        help="also write <input>_report.html: the video beside a per-track timeline that follows "
+        "playback (click to seek), dominant expressions, the table to download; works offline",
+    )
+    predict.add_argument(
         "--flip",
         action="store_true",
         help="flip test-time augmentation: average each face with its mirror image",

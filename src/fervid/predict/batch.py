@@ -48,6 +48,7 @@ def predict_inputs(
     annotate: bool = False,
     redo: bool = False,
     progress: bool = True,
+    report: bool = False,
 ) -> tuple[list[Prediction], dict[str, str], int]:
     """Predict each of ``paths`` into ``out``, skipping (unless ``redo``) inputs whose outputs
     are complete. Returns (predictions made now, error message per failed input, skipped)."""
@@ -58,7 +59,7 @@ def predict_inputs(
             continue
         try:
             prediction = predictor.run(path)
-            write_outputs(prediction, out, annotate=annotate)
+            write_outputs(prediction, out, annotate=annotate, report=report)
             results.append(prediction)
         except FervidError as error:
             errors[str(path)] = str(error)

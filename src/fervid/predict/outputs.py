@@ -10,18 +10,21 @@ import numpy as np
 import pandas as pd
 
 from fervid import schema
-from fervid.labels import CLASS_NAMES
+from fervid.labels import CLASS_COLOURS, CLASS_NAMES
 from fervid.predict.predictor import Prediction
+from fervid.predict.report import write_report
 from fervid.runtime.io import atomic_path, atomic_write_text
 from fervid.video.annotate import AnnotatedVideoWriter, FaceLabel
 from fervid.video.decode import probe, read_frames
 
-COLOURS = ["#7f7f7f", "#d62728", "#8c564b", "#9467bd", "#2ca02c", "#1f77b4", "#ff7f0e", "#bcbd22"]
-
 
 def write_outputs(
-    prediction: Prediction, out_dir: str | Path, annotate: bool = False
+    prediction: Prediction, out_dir: str | Path, annotate: bool = False, report: bool = False
 ) -> list[Path]:
+    """Per input: ``<stem>.csv`` / ``.parquet`` (per-frame table), a timeline PNG per track,
+    with ``annotate`` ``<stem>_annotated.mp4``, with ``report`` ``<stem>_report.html``, and
+    last ``<stem>.json`` (the summary, listing every output: written last, so its presence
+    means the rest is whole)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = prediction.path.stem
@@ -39,8 +42,13 @@ def write_outputs(
                     f"{prediction.path.name}, track {int(track)}",
                 )
             )
+    annotated = None
     if annotate and len(table) and probe(prediction.path).kind == "video":
-        written.append(annotate_video(prediction.path, table, out_dir / f"{stem}_annotated.mp4"))
+        annotated = annotate_video(prediction.path, table, out_dir / f"{stem}_annotated.mp4")
+        written.append(annotated)
+    if report:
+        page = out_dir / f"{stem}_report.html"
+        written.append(write_report(prediction, page, annotated or prediction.path))
     prediction.summary["outputs"] = [str(p) for p in written]
     atomic_write_text(written[2], json.dumps(prediction.summary, indent=2, default=str))
     return written
@@ -57,13 +65,15 @@ def plot_timeline(rows: pd.DataFrame, path: Path, title: str) -> Path:
     figure, (top, strip) = plt.subplots(
         2, 1, figsize=(11, 4), sharex=True, gridspec_kw={"height_ratios": [5, 1]}
     )
-    top.stackplot(time, probs.T, labels=CLASS_NAMES, colors=COLOURS, alpha=0.9)
+    top.stackplot(time, probs.T, labels=CLASS_NAMES, colors=CLASS_COLOURS, alpha=0.9)
     top.set_ylim(0, 1)
     top.set_ylabel("probability")
     top.set_title(title)
     top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     predicted = probs.argmax(axis=1)
-    strip.scatter(time, np.zeros_like(time), c=[COLOURS[k] for k in predicted], marker="|", s=400)
+    strip.scatter(
+        time, np.zeros_like(time), c=[CLASS_COLOURS[k] for k in predicted], marker="|", s=400
+    )
     strip.set_yticks([])
     strip.set_xlabel("time (s)")
     strip.set_ylabel("label", rotation=0, ha="right")
