@@ -303,11 +303,13 @@ def predict(
     redo: bool = False,
     progress: bool = True,
     report: bool = False,
+    on_row=None,
 ) -> tuple[list, list[str]]:
     """Predict every input (videos, images, folders of them) into ``out`` with ``model`` (a list:
     an ensemble). Resumable: an input whose outputs in ``out`` are complete for this model and
     options is skipped (``redo`` predicts it again). An input that fails is reported and
-    skipped; the others complete. ``report``: an HTML page per input (:mod:`fervid.predict.report`).
+    skipped; the others complete. ``report``: an HTML page per input (:mod:`fervid.predict.report`). ``on_row``: each face's row as
+    it is encoded (live input, ``options.live``); Ctrl-C stops the job with the outputs so far.
     ``out/fervid-job-summary.csv`` lists every input. Returns
     (predictions made now, error messages).
 
@@ -346,15 +348,15 @@ def predict(
         unique.append(path)
     if not is_main():
         errors = []  # every process found the same problems with the inputs; report them once
-    results, failed, skipped = predict_inputs(
-        predictor,
-        unique[rank() :: world_size()],
-        out,
-        annotate,
-        redo,
-        progress and is_main(),
-        report,
-    )
+    share = unique[rank() :: world_size()]
+    try:
+        results, failed, skipped = predict_inputs(
+            predictor, share, out, annotate, redo, progress and is_main(), report, on_row
+        )
+    except KeyboardInterrupt:
+        if world_size() == 1:  # the inputs done so far, and the interrupted one, are listed
+            write_summary(out, unique, {}, predictor.run_key)
+        raise
     if skipped:
         log.info("%d inputs already done in %s (same model and options): skipped", skipped, out)
     failed = dict(gather_lists(list(failed.items())))

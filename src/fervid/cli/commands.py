@@ -164,11 +164,15 @@ def cmd_predict(args, progress: bool) -> int:
         max_side=args.max_side,
         smoothing=args.smoothing,
         flip=args.flip,
+        live=args.live,
     )
     model = args.model[0] if args.model and len(args.model) == 1 else args.model
     inputs = list(args.inputs) + (read_input_list(args.inputs_from) if args.inputs_from else [])
     if not inputs:
         raise ConfigError("predict: give inputs (videos, images, folders) or --inputs-from LIST")
+    # live: stdout carries only the rows, one JSON object per line; everything else is stderr
+    rows = (lambda row: print(json.dumps(row), flush=True)) if args.live else None
+    said = sys.stderr if args.live else sys.stdout
     results, errors = api.predict(
         inputs,
         model,
@@ -176,8 +180,9 @@ def cmd_predict(args, progress: bool) -> int:
         args.annotate,
         options,
         redo=args.redo,
-        progress=progress,
+        progress=progress and not args.live,
         report=args.report,
+        on_row=rows,
     )
     for prediction in results:
         summary = prediction.summary
@@ -188,13 +193,16 @@ def cmd_predict(args, progress: bool) -> int:
             )
             or "no face found"
         )
+        dropped = f", {summary['dropped_frames']} dropped to keep up" if args.live else ""
         print(
-            f"{prediction.path}: {summary['frames_decoded']} frames, {summary['frames_per_second']:.1f} frames/s; {tracks}"
+            f"{prediction.path}: {summary['frames_decoded']} frames{dropped}, "
+            f"{summary['frames_per_second']:.1f} frames/s; {tracks}",
+            file=said,
         )
     if is_main():  # under torchrun each process printed its own inputs above
         for message in errors:
             print(f"error: {message}", file=sys.stderr)
-        print(f"outputs: {args.out} (every input: {args.out}/fervid-job-summary.csv)")
+        print(f"outputs: {args.out} (every input: {args.out}/fervid-job-summary.csv)", file=said)
     return 1 if errors else 0
 
 

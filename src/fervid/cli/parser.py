@@ -251,7 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="per-frame expressions of every face in videos and images"
     )
-    predict.add_argument("inputs", nargs="*", help="videos, images or folders of them")
+    predict.add_argument(
+        "inputs",
+        nargs="*",
+        help="videos, images or folders of them; - (standard input), a URL (http://, rtsp://) "
+        "or a camera (/dev/video0)",
+    )
+    predict.add_argument(
+        "--live",
+        action="store_true",
+        help="live input: write each face's row to stdout as one JSON line as soon as its frame "
+        "is encoded (frame-model probabilities), drop frames when behind (counted), stop "
+        "cleanly on Ctrl-C; the tables written at the end use the temporal model",
+    )
     predict.add_argument(
         "--inputs-from",
         metavar="LIST",

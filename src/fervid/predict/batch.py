@@ -10,6 +10,7 @@ file, duration, frames, faces, tracks, the dominant label of each track, and the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +37,8 @@ def completed(out: Path, path: Path, run_key: dict) -> dict | None:
         return None
     if summary.get("file") != str(path) or summary.get("run_key") != run_key:
         return None
+    if summary.get("interrupted"):  # stopped by Ctrl-C: what it holds is only a part
+        return None
     if not all(Path(output).is_file() for output in summary.get("outputs", [])):
         return None
     return summary
@@ -49,20 +52,29 @@ def predict_inputs(
     redo: bool = False,
     progress: bool = True,
     report: bool = False,
+    on_row: Callable[[dict], None] | None = None,
 ) -> tuple[list[Prediction], dict[str, str], int]:
-    """Predict each of ``paths`` into ``out``, skipping (unless ``redo``) inputs whose outputs
-    are complete. Returns (predictions made now, error message per failed input, skipped)."""
+    """Predict each of ``paths`` into ``out``, skipping (unless ``redo``) files whose outputs
+    are complete (a stream is always read). ``on_row`` gets each face's row as it is encoded,
+    with its ``file``. An input stopped by Ctrl-C has its outputs written (marked interrupted),
+    then KeyboardInterrupt ends the job. Returns (predictions made now, error message per
+    failed input, skipped)."""
     results, errors, skipped = [], {}, 0
     for path in tqdm(paths, desc="predict", unit="input", disable=not progress):
-        if not redo and completed(out, path, predictor.run_key) is not None:
+        is_file = isinstance(path, Path)
+        if is_file and not redo and completed(out, path, predictor.run_key) is not None:
             skipped += 1
             continue
+        rows = None if on_row is None else (lambda row, p=str(path): on_row({"file": p, **row}))
         try:
-            prediction = predictor.run(path)
+            prediction = predictor.run(path, on_row=rows)
             write_outputs(prediction, out, annotate=annotate, report=report)
             results.append(prediction)
         except FervidError as error:
             errors[str(path)] = str(error)
+            continue
+        if prediction.summary["interrupted"]:
+            raise KeyboardInterrupt
     return results, errors, skipped
 
 

@@ -43,7 +43,8 @@ def write_outputs(
                 )
             )
     annotated = None
-    if annotate and len(table) and probe(prediction.path).kind == "video":
+    is_file = isinstance(prediction.path, Path)  # a stream cannot be read a second time
+    if annotate and is_file and len(table) and probe(prediction.path).kind == "video":
         annotated = annotate_video(prediction.path, table, out_dir / f"{stem}_annotated.mp4")
         written.append(annotated)
     if report:

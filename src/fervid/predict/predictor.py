@@ -17,10 +17,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +31,10 @@ from fervid import schema
 from fervid.data.sequences import fill_from_neighbours, moving_average
 from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
+from fervid.predict.stream import Drops, in_background, stamped
 from fervid.predict.tracks import TrackDetections, TrackedFaces
 from fervid.video.align import align_faces
-from fervid.video.decode import read_frames
+from fervid.video.decode import StreamSource, as_source, read_frames
 from fervid.video.detect import build_detector
 from fervid.video.faces import track_faces
 from fervid.video.track import FaceTracker
@@ -86,6 +86,11 @@ class PredictOptions:
     flip: bool = False
     """Horizontal-flip test-time augmentation: each face's probabilities and features are the
     mean over the face and its mirror image (a second encoder pass per face)."""
+    live: bool = False
+    """Live input: encode each frame as soon as its faces are aligned, hand each face's row to
+    ``run``'s ``on_row`` as it comes (frame-model probabilities; the Temporal Encoder, which
+    needs the frames around, gives the table written at the end), and drop decoded frames
+    that arrive while the pipeline is behind (counted in the summary)."""
 
 
 @dataclass
@@ -154,12 +159,17 @@ class Predictor:
     def predict(self, path: str | Path) -> pd.DataFrame:
         return self.run(path).table
 
-    def run(self, path: str | Path) -> Prediction:
-        path = Path(path)
+    def run(
+        self, path: str | Path | StreamSource, on_row: Callable[[dict], None] | None = None
+    ) -> Prediction:
+        """Predict one input. ``on_row``: called with each face's row as soon as it is
+        encoded (with ``options.live``: per frame). Ctrl-C ends the input early: the summary
+        then says ``interrupted`` and the table holds what was seen."""
+        path = as_source(path)
         started = time.perf_counter()
         reader = read_frames(path, every=self.options.every)
         with tempfile.TemporaryDirectory(prefix="fervid-predict-") as scratch:
-            faces, timings = self._encode_faces(reader, Path(scratch))
+            faces, timings = self._encode_faces(reader, Path(scratch), on_row)
             try:
                 table = self._per_frame_table(path, faces)
             finally:
@@ -173,6 +183,8 @@ class Predictor:
             "kind": self.meta.get("kind"),
             "temporal": self.temporal,
         }
+        summary["interrupted"] = timings.pop("interrupted")
+        summary["dropped_frames"] = timings["dropped_frames"]
         if not reader.report.complete:
             summary["warning"] = reader.report.message
             log.warning(reader.report.message)
@@ -182,41 +194,50 @@ class Predictor:
 
     # -- front end + encoder ------------------------------------------------------------------
 
-    def _encode_faces(self, reader, scratch: Path) -> tuple[TrackedFaces, dict]:
+    def _encode_faces(self, reader, scratch: Path, on_row=None) -> tuple[TrackedFaces, dict]:
         if self.device.type != "cpu":
-            return self._encode_all(reader, scratch)
+            return self._encode_all(reader, scratch, on_row)
         # on CPU the encoder shares the cores with the decoding and detecting threads: give it
         # what they leave (one thread on a 2-core machine) instead of letting it oversubscribe
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - 1)))
         try:
-            return self._encode_all(reader, scratch)
+            return self._encode_all(reader, scratch, on_row)
         finally:
             torch.set_num_threads(threads)
 
-    def _encode_all(self, reader, scratch: Path) -> tuple[TrackedFaces, dict]:
+    def _encode_all(self, reader, scratch: Path, on_row=None) -> tuple[TrackedFaces, dict]:
         tracker = FaceTracker()
         faces = TrackedFaces(scratch)
         pending: list = []
-        encode_seconds = 0.0
+        encode_seconds, interrupted = 0.0, False
+        live = self.options.live
+        drops, arrivals = Drops(), {}
         # three stages overlap: decoding (a thread), detection + tracking (a thread), alignment
-        # + encoding (here); PyAV, onnxruntime, PIL and torch release the GIL while they work
-        frames = _in_background(reader, depth=8)
-        detected = track_faces(
-            frames, self.detector, tracker, detect_every=self.options.detect_every, align=False
+        # + encoding (here); live input drops frames rather than fall behind the stream
+        decoded = in_background(
+            stamped(reader, arrivals) if live else reader, 8, drops if live else None
         )
-        for frame_faces in _in_background(detected):
-            if len(frame_faces.track_ids):
-                crops = align_faces(frame_faces.frame.image, frame_faces.detections)
-                pending.append(dataclasses.replace(frame_faces, crops=crops))
-            if sum(len(f.track_ids) for f in pending) >= self.options.batch_size:
-                encode_seconds += self._encode(pending, faces)
-                pending = []
+        detected = track_faces(
+            decoded, self.detector, tracker, detect_every=self.options.detect_every, align=False
+        )
+        batch = 1 if live else self.options.batch_size
+        try:
+            for frame_faces in in_background(detected):
+                if len(frame_faces.track_ids):
+                    crops = align_faces(frame_faces.frame.image, frame_faces.detections)
+                    pending.append(dataclasses.replace(frame_faces, crops=crops))
+                if sum(len(f.track_ids) for f in pending) >= batch:
+                    encode_seconds += self._encode(pending, faces, on_row, arrivals)
+                    pending = []
+        except KeyboardInterrupt:
+            interrupted = True  # keep what was seen: the caller writes it and stops
         if pending:
-            encode_seconds += self._encode(pending, faces)
-        return faces, {"encode_s": encode_seconds}
+            encode_seconds += self._encode(pending, faces, on_row, arrivals)
+        timings = {"encode_s": encode_seconds, "dropped_frames": drops.count}
+        return faces, {**timings, "interrupted": interrupted}
 
-    def _encode(self, pending: list, faces: TrackedFaces) -> float:
+    def _encode(self, pending: list, faces: TrackedFaces, on_row=None, arrivals=None) -> float:
         started = time.perf_counter()
         crops = torch.from_numpy(np.concatenate([f.crops for f in pending])).to(self.device)
         if isinstance(self.model, VideoModel):
@@ -229,6 +250,12 @@ class Predictor:
         probs = probs.float().cpu().numpy()
         position = 0
         for frame_faces in pending:
+            arrived = None
+            if arrivals:  # live: this frame's arrival, and forget the frames before it
+                index = frame_faces.frame.index
+                arrived = arrivals.pop(index, None)
+                for older in [i for i in arrivals if i < index]:
+                    del arrivals[older]
             for k, track in enumerate(frame_faces.track_ids):
                 faces.add(
                     int(track),
@@ -237,6 +264,8 @@ class Predictor:
                     probs[position],
                     None if features is None else features[position],
                 )
+                if on_row is not None:
+                    on_row(live_row(frame_faces, k, track, probs[position], arrived))
                 position += 1
         return time.perf_counter() - started
 
@@ -294,27 +323,21 @@ class Predictor:
         return probs, detected
 
 
-def _in_background(iterator, depth: int = 32):
-    """Run a generator in a thread (decode + detect + align release the GIL), yielding its items
-    here; an exception in the thread is raised here."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in iterator:
-                items.put(item)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer
-            items.put(error)
-        items.put(done)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    while (item := items.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+def live_row(frame_faces, k: int, track, probs: np.ndarray, arrived: float | None) -> dict:
+    """One face of one frame as it is encoded: frame (1-based), time, track, box, score, the
+    frame model's probabilities and label, and the latency since the frame was decoded
+    (``arrived``: its ``time.monotonic``, live input only)."""
+    frame, box = frame_faces.frame, frame_faces.detections[k]
+    return {
+        schema.FRAME: frame.index + 1,
+        "time": round(float(frame.time), 4),
+        "track": int(track),
+        **{c: round(float(v), 2) for c, v in zip(BOX_COLUMNS, box[:4], strict=True)},
+        "score": round(float(box[4]), 4),
+        **{c: round(float(p), 5) for c, p in zip(schema.PROB_COLUMNS, probs, strict=True)},
+        "label": CLASS_NAMES[int(np.argmax(probs))],
+        "latency_s": None if arrived is None else round(time.monotonic() - arrived, 4),
+    }
 
 
 def summarise(

@@ -23,7 +23,7 @@ from fervid import __version__, schema
 from fervid.labels import CLASS_COLOURS, CLASS_NAMES
 from fervid.predict.predictor import Prediction
 from fervid.runtime.io import atomic_write_text
-from fervid.video.decode import media_kind
+from fervid.video.decode import StreamSource, media_kind
 
 
 def report_data(prediction: Prediction) -> dict:
@@ -60,17 +60,21 @@ def report_data(prediction: Prediction) -> dict:
     }
 
 
-def media_element(media: Path, page: Path) -> str:
-    """The page's ``<video>`` (or ``<img>``), linking ``media`` relative to the page."""
-    source = urllib.parse.quote(
-        Path(os.path.relpath(media.resolve(), page.parent.resolve())).as_posix()
-    )
+def media_element(media: Path | StreamSource, page: Path) -> str:
+    """The page's ``<video>`` (or ``<img>``), linking ``media`` relative to the page; a stream
+    is linked by its URL when a browser can open it (http), else named."""
+    if isinstance(media, StreamSource):
+        if media.url.startswith(("http://", "https://")):
+            return f'<video src="{html.escape(media.url)}" controls preload="metadata"></video>'
+        return f"<p>live input {html.escape(media.url)}: no video to show</p>"
+    relative = os.path.relpath(media.resolve(), page.parent.resolve())
+    source = urllib.parse.quote(Path(relative).as_posix())
     if media_kind(media) == "image":
         return f'<img src="{source}" alt="{html.escape(media.name)}">'
     return f'<video src="{source}" controls preload="metadata"></video>'
 
 
-def write_report(prediction: Prediction, page: Path, media: Path) -> Path:
+def write_report(prediction: Prediction, page: Path, media: Path | StreamSource) -> Path:
     """The report page of ``prediction`` at ``page``, showing ``media`` (written atomically)."""
     template = resources.files("fervid.predict").joinpath("report.html").read_text("utf-8")
     data = json.dumps(report_data(prediction), separators=(",", ":")).replace("</", "<\\/")

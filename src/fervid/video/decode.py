@@ -14,6 +14,10 @@ so the caller decides whether to warn or fail::
         ...
     if not reader.report.complete:
         log.warning(reader.report.message)
+
+Besides files, an input may be a stream (:class:`StreamSource`): ``-`` (standard input, e.g. a
+pipe), a URL FFmpeg opens (``http://``, ``rtsp://``, ...) or a camera (``/dev/video0``,
+opened with v4l2). Streams are read once, front to back.
 """
 
 from __future__ import annotations
@@ -88,6 +92,47 @@ class DecodeReport:
         return f"{self.path}: stopped at frame {self.stopped_at}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class StreamSource:
+    """A live or streamed input: ``-`` (standard input), a URL (``scheme://...``) or a camera
+    device (``/dev/videoN``). ``name`` and ``stem`` name its outputs like a file's would."""
+
+    url: str
+
+    @property
+    def name(self) -> str:
+        if self.url == "-":
+            return "stdin"
+        return self.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "stream"
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem or "stream"
+
+    @property
+    def is_camera(self) -> bool:
+        return self.url.startswith("/dev/video")
+
+    def __str__(self) -> str:
+        return self.url
+
+    def open(self):
+        """An av container reading the stream."""
+        if self.url == "-":  # FFmpeg reads fd 0 itself: no Python file lock a stop could leave held
+            return av.open("pipe:0", metadata_errors="ignore")
+        return av.open(self.url, format="v4l2" if self.is_camera else None, timeout=30)
+
+
+def as_source(item: str | Path | StreamSource) -> Path | StreamSource:
+    """A file path, or a :class:`StreamSource` for ``-``, URLs and camera devices."""
+    if isinstance(item, StreamSource | Path):
+        return item
+    text = str(item)
+    if text == "-" or "://" in text or text.startswith("/dev/video"):
+        return StreamSource(text)
+    return Path(text)
+
+
 def media_kind(path: Path) -> str:
     """``"image"`` or ``"video"`` by suffix; unknown suffixes are sniffed (image header first)."""
     suffix = path.suffix.lower()
@@ -103,11 +148,14 @@ def media_kind(path: Path) -> str:
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders replaced by the videos and images inside them (recursively,
-    sorted, hidden files skipped). DataError for a missing path or a folder with no media."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
+    """Files (and streams) as given, folders replaced by the videos and images inside them
+    (recursively, sorted, hidden files skipped). DataError for a missing path or a folder with
+    no media."""
+    found: list[Path | StreamSource] = []
+    for path in map(as_source, paths):
+        if isinstance(path, StreamSource):
+            found.append(path)
+        elif path.is_dir():
             inside = sorted(
                 p
                 for p in path.rglob("*")
@@ -157,15 +205,19 @@ class FrameReader:
     file (and any DataError) happens when iteration starts. Skipped frames are decoded (inter
     frames need them) but never converted to RGB."""
 
-    def __init__(self, path: str | Path, every: int = 1, threads: int = 0):
+    def __init__(self, path: str | Path | StreamSource, every: int = 1, threads: int = 0):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        self.path = Path(path)
+        self.path = as_source(path)
         self.every = every
         self.threads = threads
         self.report = DecodeReport(self.path)
 
     def __iter__(self) -> Iterator[Frame]:
+        if isinstance(self.path, StreamSource):
+            self.report = DecodeReport(self.path)
+            yield from self._video_frames(self.path)
+            return
         path = _check_file(self.path)
         self.report = DecodeReport(path)
         if media_kind(path) == "image":
@@ -233,10 +285,13 @@ def _check_file(path: str | Path) -> Path:
     return path
 
 
-def _open_video(path: Path):
+def _open_video(path: Path | StreamSource):
     try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as error:
+        if isinstance(path, StreamSource):
+            container = path.open()
+        else:
+            container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
         raise DataError(
             path, f"not a readable video or image (truncated or corrupt?): {_reason(error)}"
         ) from error

@@ -1,0 +1,60 @@
+"""The threads of predict's pipeline, and what live input adds to them.
+
+``in_background`` runs a generator in a thread and hands its items over a bounded queue, so
+decoding, detection and encoding overlap on the cores (PyAV, onnxruntime, PIL and torch release
+the GIL). For live input (``PredictOptions.live``) the decoding queue never blocks the stream:
+a frame that arrives while the queue is full is dropped and counted (``Drops``), and each
+frame's arrival time is kept (``stamped``) so that a row's latency, frame in -> row out, can
+be reported.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+
+class Drops:
+    """How many items a dropping queue let go."""
+
+    def __init__(self):
+        self.count = 0
+
+
+def in_background(iterator: Iterable, depth: int = 32, drops: Drops | None = None) -> Iterator:
+    """Run a generator in a thread, yielding its items here; an exception in the thread is
+    raised here. With ``drops``, an item that finds the queue full is dropped and counted
+    instead of waiting (the producer, a live stream, keeps its pace)."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                if drops is None:
+                    items.put(item)
+                else:
+                    try:
+                        items.put_nowait(item)
+                    except queue.Full:
+                        drops.count += 1
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            items.put(error)
+        items.put(done)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    while (item := items.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+
+def stamped(frames: Iterable, arrivals: dict[int, float]) -> Iterator:
+    """``frames`` as they come, each frame's arrival (``time.monotonic``) kept by its index."""
+    for frame in frames:
+        arrivals[frame.index] = time.monotonic()
+        yield frame
