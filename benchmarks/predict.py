@@ -66,7 +66,7 @@ def detector_alone_fps(detector, frames: list[np.ndarray]) -> tuple[float, list[
     return rate(len(frames), time.perf_counter() - started), detections
 
 
-def breakdown(video: Path, model_path: Path, repeats: int) -> dict:
+def breakdown(video: Path, model_path: Path, repeats: int, device: str = "cpu") -> dict:
     """Each stage alone once, then ``repeats`` rounds of (detector alone, end to end) so that
     every end-to-end figure has a detector figure measured right next to it."""
     started = time.perf_counter()
@@ -77,12 +77,12 @@ def breakdown(video: Path, model_path: Path, repeats: int) -> dict:
     started = time.perf_counter()
     crops = [align_faces(image, found) for image, found in zip(frames, detections, strict=True)]
     align = rate(len(frames), time.perf_counter() - started)
-    predictor = Predictor(model_path)
-    batch = torch.from_numpy(np.concatenate(crops))
+    predictor = Predictor(model_path, device=device)
+    batch = torch.from_numpy(np.concatenate(crops)).to(predictor.device)
     started = time.perf_counter()
     features = []
     for start in range(0, len(batch), 64):
-        features.append(predictor.model.frame_outputs(batch[start : start + 64])[1].numpy())
+        features.append(predictor.model.frame_outputs(batch[start : start + 64])[1].cpu().numpy())
     encode = rate(len(batch), time.perf_counter() - started)
     features = np.concatenate(features).astype(np.float16)
     started = time.perf_counter()
@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=3, help="rounds of detector alone + end to end"
     )
+    parser.add_argument(
+        "--device", default="cpu", help="where faces are encoded: cpu (default), cuda, auto"
+    )
     parser.add_argument("--out", default="benchmarks/out/predict.json")
     args = parser.parse_args()
     if not args.video.exists():
@@ -165,7 +168,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         model = default_architecture_model(scratch, args.recipe)
-        results["breakdown"] = breakdown(args.video, model, args.repeats)
+        results["breakdown"] = breakdown(args.video, model, args.repeats, args.device)
+        results["device"] = args.device
         b = results["breakdown"]
         rounds = ", ".join(
             f"{e:.1f} ({r:.0%} of {d:.0f})"

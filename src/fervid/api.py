@@ -304,12 +304,14 @@ def predict(
     progress: bool = True,
     report: bool = False,
     on_row=None,
+    device: str = "auto",
 ) -> tuple[list, list[str]]:
     """Predict every input (videos, images, folders of them) into ``out`` with ``model`` (a list:
     an ensemble). Resumable: an input whose outputs in ``out`` are complete for this model and
     options is skipped (``redo`` predicts it again). An input that fails is reported and
     skipped; the others complete. ``report``: an HTML page per input (:mod:`fervid.predict.report`). ``on_row``: each face's row as
     it is encoded (live input, ``options.live``); Ctrl-C stops the job with the outputs so far.
+    ``device``: where faces are encoded, in batches (``auto``: the GPU when there is one).
     ``out/fervid-job-summary.csv`` lists every input. Returns
     (predictions made now, error messages).
 
@@ -330,7 +332,7 @@ def predict(
 
     init_from_environment()
     out = check_output_folder(out)
-    predictor = Predictor(model, options)
+    predictor = Predictor(model, options, device)
     errors, paths, seen = [], [], {}
     for item in inputs:
         try:

@@ -183,6 +183,7 @@ def cmd_predict(args, progress: bool) -> int:
         progress=progress and not args.live,
         report=args.report,
         on_row=rows,
+        device=args.device,
     )
     for prediction in results:
         summary = prediction.summary

@@ -50,6 +50,14 @@ def max_side(text: str) -> int | None:
         ) from None
 
 
+def device_name(text: str) -> str:
+    """``--device``: auto, cpu, or an accelerator (cuda, cuda:1, mps, xpu:0, ...)."""
+    kind, _, index = text.partition(":")
+    if kind not in ("auto", "cpu", "cuda", "mps", "xpu") or (index and not index.isdigit()):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N (...), got {text!r}")
+    return text
+
+
 def seed_list(text: str) -> list[int]:
     """``--seeds 0,1,2``: comma-separated integers >= 0."""
     parts = [part.strip() for part in text.split(",") if part.strip()]
@@ -307,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=320,
         help=f"longest side the detector sees, >= {MIN_MAX_SIDE} (default: 320; raise it for "
         "small faces) or 'full' for the frame as it is",
+    )
+    predict.add_argument(
+        "--device",
+        type=device_name,
+        default="auto",
+        help="where faces are encoded, in batches: auto (the GPU when there is one, else the "
+        "CPU; default), cpu, cuda, cuda:1, ...; the face detector runs on the CPU",
     )
     predict.add_argument(
         "--report",

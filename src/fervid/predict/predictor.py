@@ -33,6 +33,7 @@ from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
 from fervid.predict.stream import Drops, in_background, stamped
 from fervid.predict.tracks import TrackDetections, TrackedFaces
+from fervid.runtime.training import pick_device
 from fervid.video.align import align_faces
 from fervid.video.decode import StreamSource, as_source, read_frames
 from fervid.video.detect import build_detector
@@ -115,6 +116,8 @@ class Predictor:
         options: PredictOptions | None = None,
         device: str = "cpu",
     ):
+        """``device``: where the faces are encoded (``auto``: this process's GPU when there is
+        one, else the CPU; the detector runs on the CPU either way)."""
         self.options = options or PredictOptions()
         if self.options.every < 1 or self.options.detect_every < 1:
             raise ValueError("every and detect_every must be >= 1")
@@ -136,7 +139,7 @@ class Predictor:
             "options": dataclasses.asdict(self.options),
         }
         """What an input's outputs depend on: a rerun skips inputs done with the same key."""
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         self.model.to(self.device)
         self.meta = getattr(self.model, "meta", meta)
         if self.meta.get("trained_on_synthetic"):
