@@ -29,16 +29,7 @@ def torchrun(
 ) -> subprocess.CompletedProcess:
     """Run ``target *args`` under torchrun with ``processes`` CPU processes (gloo) on a free
     port; the caller checks the return code and reads stderr."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc-per-node={processes}",
-        "--rdzv-backend=c10d",
-        "--rdzv-endpoint=127.0.0.1:0",
-        *target,
-        *args,
-    ]
+    command = torchrun_command(processes, *args, target=target)
     return subprocess.run(command, timeout=300, capture_output=True, text=True)
 
 
@@ -62,7 +53,7 @@ def max_weight_difference(first: Path, second: Path) -> float:
 def torchrun_command(
     processes: int, *args: str, target: tuple[str, ...] = ("-m", "fervid", "-q")
 ) -> list[str]:
-    """The command line ``torchrun`` above runs (CPU processes, gloo, a free port)."""
+    """The command line ``torchrun`` runs (CPU processes, gloo, a free port)."""
     return [
         sys.executable,
         "-m",

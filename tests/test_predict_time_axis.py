@@ -36,7 +36,12 @@ TEMPORAL += ["temporal.input_dropout=0.0"]
 
 
 class BrightFrameFaceDetector(FaceDetector):
-    """Finds one fixed face in the middle of bright images and nothing in dark ones."""
+    """Finds fixed faces in bright images and nothing in dark ones: one in the middle, or one
+    at each of ``centres`` (fractions of width and height), ``half`` (fractions) wide each way."""
+
+    def __init__(self, centres=((0.5, 0.5),), half=(0.25, 0.25), **options):
+        super().__init__(**options)
+        self.centres, self.half = centres, half
 
     def _detect_resized(self, images):
         rows = []
@@ -45,10 +50,13 @@ class BrightFrameFaceDetector(FaceDetector):
                 rows.append(np.zeros((0, 15), np.float32))
                 continue
             height, width = image.shape[:2]
-            cx, cy = (width - 1) / 2, (height - 1) / 2
-            points = [cx - 6, cy - 5, cx + 6, cy - 5, cx, cy, cx - 5, cy + 7, cx + 5, cy + 7]
-            box = [width / 4, height / 4, 3 * width / 4, 3 * height / 4]
-            rows.append(np.array([[*box, 0.9, *points]], np.float32))
+            faces = []
+            for fx, fy in self.centres:
+                cx, cy = fx * (width - 1), fy * (height - 1)
+                points = [cx - 6, cy - 5, cx + 6, cy - 5, cx, cy, cx - 5, cy + 7, cx + 5, cy + 7]
+                hx, hy = self.half[0] * width, self.half[1] * height
+                faces.append([cx - hx, cy - hy, cx + hx, cy + hy, 0.9, *points])
+            rows.append(np.array(faces, np.float32))
         return rows
 
 

@@ -7,12 +7,10 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fervid.predict import PredictOptions, Predictor
 from fervid.predict.outputs import write_outputs
-from fervid.video.detect import FaceDetector
 
 from . import test_predict_time_axis as base
 
@@ -24,32 +22,14 @@ if not (CHROMIUM and DRIVER):
 webdriver = pytest.importorskip("selenium.webdriver")
 
 
-class TwoFaceDetector(FaceDetector):
-    """Two fixed faces, left and right, in every bright frame: two tracks."""
-
-    def _detect_resized(self, images):
-        rows = []
-        for image in images:
-            if image.mean() < 60:
-                rows.append(np.zeros((0, 15), np.float32))
-                continue
-            height, width = image.shape[:2]
-            faces = []
-            for cx in (width / 4, 3 * width / 4):
-                cy = height / 2
-                points = [cx - 5, cy - 4, cx + 5, cy - 4, cx, cy, cx - 4, cy + 6, cx + 4, cy + 6]
-                box = [cx - 12, cy - 14, cx + 12, cy + 14]
-                faces.append([*box, 0.9, *points])
-            rows.append(np.array(faces, np.float32))
-        return rows
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, frame_model_file):
     folder = tmp_path_factory.mktemp("report")
     clip = base.write_clip(folder / "two faces.mp4")  # a space: the link must be URL-encoded
     predictor = Predictor(frame_model_file, PredictOptions(batch_size=8))
-    predictor.detector = TwoFaceDetector()
+    predictor.detector = base.BrightFrameFaceDetector(
+        centres=((0.25, 0.5), (0.75, 0.5)), half=(0.12, 0.17)
+    )
     prediction = predictor.run(clip)
     assert prediction.table["track"].nunique() == 2
     written = write_outputs(prediction, folder / "out", report=True)
