@@ -31,7 +31,7 @@ from fervid import schema
 from fervid.data.sequences import fill_from_neighbours, moving_average
 from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
-from fervid.predict.stream import Drops, in_background, stamped
+from fervid.predict.stream import Drops, in_background, stamped, stop_on_ctrl_c
 from fervid.predict.tracks import TrackDetections, TrackedFaces
 from fervid.runtime.training import pick_device
 from fervid.video.align import align_faces
@@ -218,23 +218,24 @@ class Predictor:
         drops, arrivals = Drops(), {}
         # three stages overlap: decoding (a thread), detection + tracking (a thread), alignment
         # + encoding (here); live input drops frames rather than fall behind the stream
-        decoded = in_background(
-            stamped(reader, arrivals) if live else reader, 8, drops if live else None
-        )
-        detected = track_faces(
-            decoded, self.detector, tracker, detect_every=self.options.detect_every, align=False
-        )
-        batch = 1 if live else self.options.batch_size
-        try:
-            for frame_faces in in_background(detected):
+        with stop_on_ctrl_c() as stop:
+            decoded = in_background(
+                stamped(reader, arrivals) if live else reader, 8, drops if live else None, stop
+            )
+            detected = track_faces(
+                decoded, self.detector, tracker, detect_every=self.options.detect_every, align=False
+            )
+            batch = 1 if live else self.options.batch_size
+            for frame_faces in in_background(detected, stop=stop):
+                if stop.is_set():
+                    break
                 if len(frame_faces.track_ids):
                     crops = align_faces(frame_faces.frame.image, frame_faces.detections)
                     pending.append(dataclasses.replace(frame_faces, crops=crops))
                 if sum(len(f.track_ids) for f in pending) >= batch:
                     encode_seconds += self._encode(pending, faces, on_row, arrivals)
                     pending = []
-        except KeyboardInterrupt:
-            interrupted = True  # keep what was seen: the caller writes it and stops
+            interrupted = stop.is_set()  # Ctrl-C: keep what was seen, the caller writes it
         if pending:
             encode_seconds += self._encode(pending, faces, on_row, arrivals)
         timings = {"encode_s": encode_seconds, "dropped_frames": drops.count}

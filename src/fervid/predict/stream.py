@@ -10,7 +10,9 @@ be reported.
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -23,10 +25,16 @@ class Drops:
         self.count = 0
 
 
-def in_background(iterator: Iterable, depth: int = 32, drops: Drops | None = None) -> Iterator:
+def in_background(
+    iterator: Iterable,
+    depth: int = 32,
+    drops: Drops | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator:
     """Run a generator in a thread, yielding its items here; an exception in the thread is
     raised here. With ``drops``, an item that finds the queue full is dropped and counted
-    instead of waiting (the producer, a live stream, keeps its pace)."""
+    instead of waiting (the producer, a live stream, keeps its pace). With ``stop``, the
+    iteration ends soon after it is set, even while no item comes."""
     items: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
@@ -46,11 +54,35 @@ def in_background(iterator: Iterable, depth: int = 32, drops: Drops | None = Non
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
-    while (item := items.get()) is not done:
+    while True:
+        try:
+            item = items.get(timeout=0.1)
+        except queue.Empty:
+            if stop is not None and stop.is_set():
+                return  # the producer is left to end with the process (a stream may block)
+            continue
+        if item is done:
+            break
         if isinstance(item, BaseException):
             raise item
         yield item
     thread.join()
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """An event that Ctrl-C (SIGINT) sets instead of raising KeyboardInterrupt somewhere in the
+    middle of a frame, so the pipeline can stop between frames with everything consistent.
+    Only in the main thread (elsewhere signals cannot be caught: the event is never set)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stamped(frames: Iterable, arrivals: dict[int, float]) -> Iterator:
