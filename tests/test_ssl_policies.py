@@ -137,3 +137,204 @@ def test_unlabelled_weight_ramps_linearly_over_rampup_epochs():
     assert constant.weight == 2.0
     with pytest.raises(ConfigError, match="rampup_epochs"):
         PseudoLabelObjective(SSLConfig(rampup_epochs=-1.0), 100)
+
+
+# --- issue 17: tests that pin the method's claims (docs/testing.md) ----------------------------
+
+
+def test_policies_default_to_the_papers_tau_warmup_and_momentum():
+    assert FixedThreshold(3, 10).tau == 0.95
+    flex = FlexThreshold(3, 10)
+    assert flex.tau == 0.95 and flex.warmup is True
+    free = FreeThreshold(2, 10)
+    free.mask(probs_of([[1.0, 0.0]]), torch.arange(1))
+    # tau_t = 0.999 * 1/2 + 0.001 * 1; p = 0.999 * [.5, .5] + 0.001 * [1, 0]
+    torch.testing.assert_close(free.global_confidence, torch.tensor(0.5005))
+    torch.testing.assert_close(free.class_probability, torch.tensor([0.5005, 0.4995]))
+
+
+def test_fixed_threshold_keeps_a_confidence_exactly_at_tau():
+    policy = FixedThreshold(3, 10, tau=0.75)
+    mask = policy.mask(probs_of([[0.75, 0.25, 0.0], [0.25, 0.0, 0.75], [0.7, 0.2, 0.1]]), None)
+    assert mask.tolist() == [1.0, 1.0, 0.0]
+
+
+def test_fixed_threshold_has_no_state_and_restores_from_its_empty_state_dict():
+    policy = FixedThreshold(3, 10, tau=0.8)
+    assert policy.state_dict() == {}
+    restored = FixedThreshold(3, 10, tau=0.8)
+    restored.load_state_dict(policy.state_dict())
+    probs = probs_of([[0.9, 0.05, 0.05], [0.5, 0.4, 0.1]])
+    assert restored.mask(probs, torch.arange(2)).tolist() == [1.0, 0.0]
+    torch.testing.assert_close(restored.thresholds(), torch.full((3,), 0.8))
+
+
+def test_flex_per_class_threshold_rejects_a_sample_that_a_global_threshold_keeps():
+    """Class 0 is well learned (beta = 1, T = tau), class 1 not at all (T = 0): the same
+    confidence 0.7 is rejected for class 0 and kept for class 1, which no single threshold
+    for all classes does."""
+    policy = FlexThreshold(3, 4, tau=0.8)
+    policy.selected_label[:3] = 0  # sigma = [3, 0, 0], unused = 1 -> beta = [1, 0, 0]
+    torch.testing.assert_close(policy.thresholds(), torch.tensor([0.8, 0.0, 0.0]))
+    probs = probs_of([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.8, 0.1, 0.1]])
+    # the third: confidence exactly T(0) = tau, kept
+    assert policy.mask(probs, torch.tensor([3, 3, 3])).tolist() == [0.0, 1.0, 1.0]
+
+
+def test_flex_records_only_predictions_at_or_above_tau():
+    policy = FlexThreshold(3, 5, tau=0.75)
+    probs = probs_of([[0.0, 0.25, 0.75], [0.74, 0.26, 0.0], [0.25, 0.75, 0.0]])
+    policy.mask(probs, torch.tensor([0, 1, 4]))
+    assert policy.selected_label.tolist() == [2, -1, -1, -1, 1]
+    # a later prediction below tau leaves the sample's record as it was
+    policy.mask(probs_of([[0.5, 0.5, 0.0]]), torch.tensor([0]))
+    assert policy.selected_label.tolist() == [2, -1, -1, -1, 1]
+    # and a confident one replaces it
+    policy.mask(probs_of([[0.9, 0.1, 0.0]]), torch.tensor([0]))
+    assert policy.selected_label[0].item() == 0
+
+
+def test_flex_mask_uses_the_thresholds_from_before_the_step():
+    policy = FlexThreshold(2, 2, tau=0.75)
+    # fresh: T = 0, both kept, although after recording them beta(0) = 1 and T(0) = 0.75
+    mask = policy.mask(probs_of([[0.8, 0.2], [0.76, 0.24]]), torch.tensor([0, 1]))
+    assert mask.tolist() == [1.0, 1.0]
+    torch.testing.assert_close(policy.thresholds(), torch.tensor([0.75, 0.0]))
+
+
+def test_flex_beta_counts_class_zero_and_keeps_one_entry_per_class():
+    policy = FlexThreshold(4, 6, tau=0.8, warmup=False)
+    policy.selected_label[:3] = torch.tensor([0, 0, 1])  # classes 2 and 3 never selected
+    torch.testing.assert_close(policy.class_beta(), torch.tensor([1.0, 0.5, 0.0, 0.0]))
+    assert policy.thresholds().shape == (4,)
+    warm = FlexThreshold(4, 6, tau=0.8)
+    warm.selected_label[:3] = torch.tensor([0, 0, 1])  # unused = 3 > max sigma = 2
+    torch.testing.assert_close(warm.class_beta(), torch.tensor([2 / 3, 1 / 3, 0.0, 0.0]))
+
+
+def test_flex_without_warmup_and_without_confident_predictions_keeps_every_sample():
+    policy = FlexThreshold(3, 5, tau=0.9, warmup=False)
+    torch.testing.assert_close(policy.class_beta(), torch.zeros(3))  # 0 / 0 counts as 0
+    torch.testing.assert_close(policy.thresholds(), torch.zeros(3))
+    assert policy.mask(probs_of([[0.4, 0.3, 0.3]]), torch.tensor([0])).tolist() == [1.0]
+
+
+def test_flex_without_warmup_divides_by_a_max_sigma_of_one():
+    policy = FlexThreshold(3, 5, tau=0.9, warmup=False)
+    policy.selected_label[4] = 2
+    torch.testing.assert_close(policy.class_beta(), torch.tensor([0.0, 0.0, 1.0]))
+    torch.testing.assert_close(policy.thresholds(), torch.tensor([0.0, 0.0, 0.9]))
+
+
+def test_free_threshold_keeps_a_confidence_exactly_at_its_threshold():
+    policy = FreeThreshold(2, 10, momentum=0.5)
+    # a uniform batch leaves tau_t = 0.5 and p = [.5, .5]: T = [0.5, 0.5]
+    assert policy.mask(probs_of([[0.5, 0.5]]), torch.arange(1)).tolist() == [1.0]
+    torch.testing.assert_close(policy.thresholds(), torch.tensor([0.5, 0.5]))
+
+
+def test_free_per_class_threshold_rejects_a_sample_that_a_global_threshold_keeps():
+    policy = FreeThreshold(2, 10, momentum=0.5)
+    probs = probs_of([[0.95, 0.05], [0.55, 0.45], [0.45, 0.55]])
+    mask = policy.mask(probs, torch.arange(3))
+    # tau_t = 0.5 * 1/2 + 0.5 * mean(0.95, 0.55, 0.55); p = 0.5 * 1/2 + 0.5 * [0.65, 0.35]
+    tau_t = 0.25 + 0.5 * (0.95 + 0.55 + 0.55) / 3
+    p = [0.25 + 0.5 * 0.65, 0.25 + 0.5 * 0.35]
+    expected = [tau_t * p[0] / p[0], tau_t * p[1] / p[0]]  # [0.592, 0.437]
+    torch.testing.assert_close(policy.thresholds(), torch.tensor(expected))
+    # the same confidence 0.55 is rejected for class 0 (T = 0.59), kept for class 1 (T = 0.44)
+    assert mask.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_free_state_restored_from_state_dict_continues_the_same_thresholds():
+    policy = FreeThreshold(3, 10, momentum=0.6)
+    policy.mask(probs_of([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]), torch.arange(2))
+    state = policy.state_dict()
+    assert set(state) == {"global_confidence", "class_probability"}
+    restored = FreeThreshold(3, 10, momentum=0.6)
+    restored.load_state_dict({k: v.clone() for k, v in state.items()})
+    torch.testing.assert_close(restored.thresholds(), policy.thresholds())
+    following = probs_of([[0.5, 0.3, 0.2], [0.3, 0.3, 0.4]])
+    assert (
+        restored.mask(following, torch.arange(2)).tolist()
+        == policy.mask(following, torch.arange(2)).tolist()
+    )
+    torch.testing.assert_close(restored.global_confidence, policy.global_confidence)
+    torch.testing.assert_close(restored.class_probability, policy.class_probability)
+
+
+def test_flex_state_dict_is_the_selected_labels_and_restores_the_masks():
+    policy = FlexThreshold(3, 6, tau=0.7)
+    policy.mask(probs_of([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1]]), torch.tensor([0, 5]))
+    state = policy.state_dict()
+    assert set(state) == {"selected_label"}
+    restored = FlexThreshold(3, 6, tau=0.7)
+    restored.load_state_dict({k: v.clone() for k, v in state.items()})
+    assert torch.equal(restored.selected_label, policy.selected_label)
+    following = probs_of([[0.3, 0.4, 0.3], [0.35, 0.3, 0.35]])
+    assert (
+        restored.mask(following, torch.tensor([1, 2])).tolist()
+        == policy.mask(following, torch.tensor([1, 2])).tolist()
+    )
+
+
+@pytest.mark.parametrize("tau", [0.0, 1.0])
+def test_tau_error_names_the_option_and_the_value(tau):
+    with pytest.raises(ConfigError, match=rf"^ssl\.tau must lie in \(0, 1\), got {tau}$"):
+        FlexThreshold(3, 10, tau=tau)
+
+
+def test_debias_defaults_are_off_with_momentum_0_999_and_a_uniform_p_hat():
+    debias = DebiasedPseudoLabeler(4)
+    torch.testing.assert_close(debias.p_hat, torch.full((4,), 0.25))
+    logits = torch.log(torch.tensor([[0.7, 0.1, 0.1, 0.1]]))
+    # strength 0: the pseudo-label distribution is the plain softmax, even with a moved p_hat
+    debias.p_hat = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    torch.testing.assert_close(debias.pseudo_label_probs(logits), torch.softmax(logits, dim=1))
+    expected = 0.999 * torch.tensor([0.1, 0.2, 0.3, 0.4]) + 0.001 * torch.tensor(
+        [0.7, 0.1, 0.1, 0.1]
+    )
+    torch.testing.assert_close(debias.p_hat, expected)
+
+
+def test_debias_p_hat_update_is_one_ema_step_of_the_raw_weak_softmax():
+    debias = DebiasedPseudoLabeler(2, strength=1.0, momentum=0.75)
+    logits = torch.log(torch.tensor([[0.8, 0.2], [0.4, 0.6]]))
+    probs = debias.pseudo_label_probs(logits)
+    # pseudo-labels use p_hat before the update: uniform, so the plain softmax
+    torch.testing.assert_close(probs, torch.tensor([[0.8, 0.2], [0.4, 0.6]]))
+    # p_hat = 0.75 * [.5, .5] + 0.25 * mean([.8, .2], [.4, .6]) (raw, not debiased)
+    torch.testing.assert_close(debias.p_hat, torch.tensor([0.525, 0.475]))
+
+
+def test_debias_state_dict_is_p_hat_and_restores_the_debiased_pseudo_labels():
+    debias = DebiasedPseudoLabeler(2, strength=1.0, momentum=0.0)
+    debias.pseudo_label_probs(torch.log(torch.tensor([[0.8, 0.2]])))  # p_hat = [.8, .2]
+    state = debias.state_dict()
+    assert set(state) == {"p_hat"}
+    restored = DebiasedPseudoLabeler(2, strength=1.0, momentum=0.0)
+    restored.load_state_dict({k: v.clone() for k, v in state.items()})
+    torch.testing.assert_close(restored.p_hat, torch.tensor([0.8, 0.2]))
+    probs = restored.pseudo_label_probs(torch.log(torch.tensor([[0.6, 0.4]])))
+    torch.testing.assert_close(probs, torch.tensor([[0.75 / 2.75, 2 / 2.75]]))
+
+
+def test_debias_marginal_loss_moves_log_p_hat_to_the_logits_device():
+    """Checked on the meta device (no GPU needed): p_hat lives on the CPU, the logits elsewhere."""
+    debias = DebiasedPseudoLabeler(3, strength=0.5)
+    logits = torch.zeros(4, 3, device="meta")
+    labels = torch.zeros(4, dtype=torch.long, device="meta")
+    loss = debias.unlabelled_loss(logits, labels, torch.ones(4, device="meta"))
+    assert loss.device.type == "meta" and loss.shape == ()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["fixed", "flex", "free"])
+def test_policies_and_debias_run_on_cuda_tensors_with_state_on_the_cpu(name):
+    """The statistics live on the CPU, the batch on the GPU: thresholds and log p_hat move to
+    the batch's device (the .to(device) calls only a GPU run can check)."""
+    policy = THRESHOLDS.build(name, num_classes=3, num_unlabelled=4, tau=0.5)
+    probs = probs_of([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]]).cuda()
+    assert policy.mask(probs, torch.tensor([0, 1])).device.type == "cuda"  # indices on the CPU
+    debias = DebiasedPseudoLabeler(3, strength=0.5)
+    assert debias.pseudo_label_probs(torch.zeros(2, 3).cuda()).device.type == "cuda"
