@@ -98,7 +98,7 @@ class PredictOptions:
 class Prediction:
     """The result for one input: the per-frame table and a JSON-ready summary."""
 
-    path: Path
+    path: Path | StreamSource
     table: pd.DataFrame
     summary: dict = field(default_factory=dict)
 
@@ -130,12 +130,13 @@ class Predictor:
                 )
             log.info("no --model given: using the installed real-face model %s", model)
         paths = [resolve_model(m) for m in (model if isinstance(model, list) else [model])]
-        models = [as_video_model(load_model(path), read_sidecar(path)) for path in paths]
+        sidecars = [read_sidecar(path) for path in paths]
+        models = [as_video_model(load_model(p), s) for p, s in zip(paths, sidecars, strict=True)]
         self.model_path = paths[0] if len(paths) == 1 else paths
         self.model = models[0] if len(models) == 1 else EnsembleModel(models, list(map(str, paths)))
-        meta = read_sidecar(paths[0]) if len(paths) == 1 else self.model.meta
+        meta = sidecars[0] if len(paths) == 1 else self.model.meta
         self.run_key = {
-            "models": [read_sidecar(path).get("sha256") for path in paths],
+            "models": [sidecar.get("sha256") for sidecar in sidecars],
             "options": dataclasses.asdict(self.options),
         }
         """What an input's outputs depend on: a rerun skips inputs done with the same key."""

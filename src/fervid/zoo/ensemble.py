@@ -10,6 +10,7 @@ from torch import nn
 
 from fervid.data.sequences import fill_from_neighbours
 from fervid.errors import DataError
+from fervid.labels import NUM_CLASSES
 from fervid.zoo.video_model import VideoModel
 
 
@@ -48,14 +49,14 @@ class EnsembleModel(VideoModel):
         filled from neighbours where it gave none; every frame gets one."""
         frames = np.arange(len(has_face))
         edges = np.cumsum([0, *self.widths])
-        total = np.zeros((len(has_face), 8), np.float64)
+        total = np.zeros((len(has_face), NUM_CLASSES), np.float64)
         for k, member in enumerate(self.members):
             if member.temporal is not None:
                 mine = features[:, edges[k] : edges[k + 1]]
                 probs, known = member.track_probabilities(mine, has_face, stride)
             else:
-                start = edges[-1] + 8 * k
-                probs = np.asarray(features[:, start : start + 8], np.float32)
+                start = edges[-1] + NUM_CLASSES * k
+                probs = np.asarray(features[:, start : start + NUM_CLASSES], np.float32)
                 probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)  # stored as fp16
                 known = has_face
             total += fill_from_neighbours(frames, probs, known)
