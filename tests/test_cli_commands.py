@@ -328,30 +328,74 @@ def test_ablate_trains_each_variant_and_seed_once_and_tabulates_them(legacy_data
     out_dir = tmp_path / "ablation"
     argv = [
         "ablate", "--out", str(out_dir), "--seeds", "0,1", "--variants", "ssl_fixed",
-        f"data.root={legacy_data}", "model.backbone=test_resnet", "model.input_size=32",
-        "train.epochs=1", "train.steps_per_epoch=1", "train.batch_size=8", *CPU,
+        f"data.root={legacy_data}", "model.backbone=test_resnet", "model.weights=null",
+        "model.input_size=32", "train.epochs=1", "train.steps_per_epoch=1", "train.batch_size=8",
+        "ssl.log_every=1",
+        *CPU,
     ]  # fmt: skip
     code, out, _ = run(capsys, *argv)
     assert code == 0
     table = (out_dir / "results.md").read_text()
     assert out == table + "\n" + f"written: {out_dir}/results.md\n"
-    runs = [out_dir / "ssl_fixed" / f"seed{seed}" for seed in (0, 1)]
+    runs = [out_dir / "ssl_fixed" / f"seed{seed}" / "stage1" for seed in (0, 1)]
     f1 = [
         json.loads((r / "eval" / "validation" / "metrics.json").read_text())["macro_f1"]
         for r in runs
     ]
     [row] = [line for line in table.splitlines() if line.startswith("| ssl_fixed |")]
-    assert row.startswith(f"| ssl_fixed | 2 | {np.mean(f1):.4f} ± {np.std(f1, ddof=1):.4f} |")
-    assert len(json.loads((out_dir / "results.json").read_text())["ssl_fixed"]) == 2
+    assert row.startswith(
+        f"| ssl_fixed | 1 x 2 | {np.mean(f1):.4f} ± {np.std(f1, ddof=1):.4f} | - | "
+    )
+    rows = json.loads((out_dir / "results.json").read_text())["ssl_fixed"]
+    assert [(r["seed"], r["data_seed"], r["macro_f1"]) for r in rows] == [
+        (0, None, f1[0]),
+        (1, None, f1[1]),
+    ]
+    assert all(0 <= r["ssl"]["mask_rate"] <= 1 and len(r["ssl"]["thresholds"]) == 8 for r in rows)
     for seed, run_dir in enumerate(runs):
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert config["train"]["seed"] == seed and config["ssl"]["threshold"] == "fixed"
         assert config["ssl"]["enabled"] and config["model"]["backbone"] == "test_resnet"
+    code, out_plot, _ = run(capsys, "plot", str(out_dir))
+    assert code == 0 and out_plot.splitlines() == [str(out_dir / "ablation.png")]
+    with Image.open(out_dir / "ablation.png") as image:
+        assert image.format == "PNG" and min(image.size) > 100
     # a rerun finds both runs finished: nothing is trained again, the same table is printed
     logs = {r: (r / "metrics.jsonl").stat().st_mtime_ns for r in runs}
     code, again, _ = run(capsys, *argv)
     assert code == 0 and again == out
     assert {r: (r / "metrics.jsonl").stat().st_mtime_ns for r in runs} == logs
+
+
+def test_ablate_over_data_draws_generates_each_draw_once_and_reports_the_worst(tmp_path, capsys):
+    out_dir = tmp_path / "draws"
+    argv = [
+        "ablate", "--out", str(out_dir), "--seeds", "0", "--data-seeds", "3,4",
+        "--variants", "recipe", "--temporal", *TINY_DEMO,  # its synth.seed is the draw's
+    ]  # fmt: skip
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    for draw in (3, 4):
+        summary = json.loads((out_dir / "data" / f"seed{draw}" / "synth.json").read_text())
+        assert summary["config"]["seed"] == draw
+        config = yaml.safe_load(
+            (out_dir / "recipe" / f"data{draw}" / "seed0" / "stage2" / "config.yaml").read_text()
+        )
+        assert config["data"]["root"] == str(out_dir / "data" / f"seed{draw}")
+    rows = json.loads((out_dir / "results.json").read_text())["recipe"]
+    assert [r["data_seed"] for r in rows] == [3, 4]
+    te = {r["data_seed"]: r["systems"]["temporal encoder"] for r in rows}
+    worst = min(te, key=te.get)
+    [line] = [line for line in out.splitlines() if line.startswith("| recipe | 2 x 1 |")]
+    assert f"{te[worst]:.3f} (draw {worst})" in line
+    assert "| variant | draw 3 | draw 4 |" in out
+    # the draws are reused: a second ablation on them generates nothing
+    stamps = [(out_dir / "data" / f"seed{d}" / "synth.json").stat().st_mtime_ns for d in (3, 4)]
+    argv[argv.index("0")] = "1"
+    assert run(capsys, *argv)[0] == 0
+    assert stamps == [
+        (out_dir / "data" / f"seed{d}" / "synth.json").stat().st_mtime_ns for d in (3, 4)
+    ]
 
 
 # --- model files ------------------------------------------------------------------------------
@@ -426,7 +470,7 @@ def test_config_prints_the_resolved_recipe_with_overrides(capsys):
     printed = yaml.safe_load(out)
     assert printed == to_dict(load_config("demo", ["train.epochs=7", "ssl.tau=0.8"]))
     assert printed["train"]["epochs"] == 7 and printed["ssl"]["tau"] == 0.8
-    assert printed["model"]["backbone"] == "fervid_cnn"  # from the demo recipe
+    assert printed["model"]["backbone"] == "mobilenetv2_100"  # from the demo recipe
     code, out, _ = run(capsys, "config")
     assert yaml.safe_load(out) == to_dict(load_config("default"))
 

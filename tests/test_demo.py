@@ -4,11 +4,18 @@ comparison -> packaged model -> predict on a synthetic scene video."""
 import hashlib
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
+import torch
 
-from fervid.api import demo
+from fervid.api import demo, export, train
 from fervid.cli import main
+from fervid.config import load_config
 from fervid.data.synth import tiny_config
+from fervid.models.frame import load_frame_model
+from fervid.models.temporal import load_temporal_model
+from fervid.schema import PROB_COLUMNS
 
 TINY = [
     f"synth.{key}={value}"
@@ -16,6 +23,7 @@ TINY = [
     if key != "class_frequencies"
 ] + [
     "model.backbone=test_resnet",
+    "model.weights=null",  # the recipe's packaged ImageNet weights are MobileNetV2's
     "model.input_size=32",
     "train.epochs=1",
     "train.steps_per_epoch=4",
@@ -92,3 +100,30 @@ def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
     )
     assert code == 0
     assert (tmp_path / "pred" / f"{scene.stem}.parquet").exists()
+
+
+def test_a_temporal_encoder_on_logits_carries_the_frame_head_into_predict(tmp_path):
+    demo(tmp_path / "demo", TINY, progress=False)
+    run = tmp_path / "demo" / "run"
+    overrides = [
+        *TINY,
+        f"data.root={tmp_path / 'demo' / 'data'}",
+        f"temporal.train_store={run / 'features' / 'train'}",
+        f"temporal.val_store={run / 'features' / 'validation'}",
+        f"temporal.frame_model={run / 'stage1'}",
+        "temporal.input=logits",
+    ]
+    config = load_config("demo", overrides)
+    metrics = train(config, tmp_path / "logits", progress=False, stage=2)
+    assert 0 <= metrics["macro_f1"] <= 1
+    frame_head = load_frame_model(run / "stage1" / "model.safetensors").head
+    temporal, _ = load_temporal_model(tmp_path / "logits")
+    assert torch.equal(temporal.frame_head_weight, frame_head.weight)
+    assert temporal.input.in_features == 8
+    model = export(run / "stage1", tmp_path / "video_model.safetensors", tmp_path / "logits")
+    scene = next((tmp_path / "demo" / "data" / "scenes").glob("*.mp4"))
+    code = main(["-q", "predict", str(scene), "--model", str(model), "--out", str(tmp_path / "p")])
+    assert code == 0
+    table = pd.read_parquet(tmp_path / "p" / f"{scene.stem}.parquet")
+    probabilities = table[PROB_COLUMNS].to_numpy()
+    assert len(table) > 0 and np.allclose(probabilities[~np.isnan(probabilities).any(1)].sum(1), 1)

@@ -235,3 +235,30 @@ def test_window_averager_counts_duplicates_within_one_batch():
     result, known = averager.result()
     np.testing.assert_allclose(result, [[1.0, 0.0], [0.25, 0.75], [0.2, 0.8]])
     assert known.all()
+
+
+def test_logits_input_reads_the_frozen_frame_head_of_the_features():
+    torch.manual_seed(0)
+    head = torch.nn.Linear(6, 8)
+    reads_logits = TemporalEncoder(6, TemporalConfig(**TINY, input="logits")).eval()
+    reads_logits.set_frame_head(head)
+    reads_logits.set_feature_stats(np.full(8, 0.5), np.full(8, 2.0))
+    # the same network fed the logits themselves
+    reference = TemporalEncoder(8, TemporalConfig(**TINY)).eval()
+    state = {k: v for k, v in reads_logits.state_dict().items() if "frame_head" not in k}
+    reference.load_state_dict(state)
+    features = torch.randn(2, 16, 6)
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[0, 3] = True
+    with torch.no_grad():
+        torch.testing.assert_close(
+            reads_logits(features, mask), reference(head(features), mask), rtol=1e-5, atol=1e-5
+        )
+    # the head travels with the weights and is not trained
+    assert torch.equal(reads_logits.state_dict()["frame_head_weight"], head.weight)
+    assert "frame_head_weight" not in dict(reads_logits.named_parameters())
+
+
+def test_logits_input_with_a_finetuned_encoder_is_refused():
+    with pytest.raises(ConfigError, match="temporal.input"):
+        TemporalConfig(input="logits", finetune_encoder=True)

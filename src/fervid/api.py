@@ -212,57 +212,64 @@ def demo(
     out = Path(out)
     run = out / "run"
     config = load_config(
-        "demo",
-        [
-            f"data.root={out / 'data'}",
-            f"temporal.train_store={run / 'features' / 'train'}",
-            f"temporal.val_store={run / 'features' / 'validation'}",
-            f"temporal.frame_model={run / 'stage1'}",
-            *(overrides or []),
-        ],
+        "demo", [f"data.root={out / 'data'}", *two_stage_overrides(run), *(overrides or [])]
     )
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        seconds[name] = time.perf_counter() - clock
-        clock = time.perf_counter()
-
+    started = time.perf_counter()
     summary = synth(config.data.root, config, progress=progress)
-    lap("synth")
-    stage1 = run / "stage1"
-    frame_metrics = train(
-        config, stage1, resume=(stage1 / "checkpoints" / "last.pt").exists(), progress=progress
-    )
-    lap("stage1")
-    for split, store in (
-        ("train", config.temporal.train_store),
-        (config.eval.split, config.temporal.val_store),
-    ):
-        features(stage1, config, split, store, progress=progress)
-    lap("features")
-    stage2 = run / "stage2"
-    metrics = train(
-        config,
-        stage2,
-        resume=(stage2 / "checkpoints" / "last.pt").exists(),
-        progress=progress,
-        stage=2,
-    )
-    lap("stage2")
-    frame = None if config.temporal.finetune_encoder else stage1
-    model = export(frame, run / "fervid_demo_model.safetensors", stage2)
+    seconds = {"synth": time.perf_counter() - started}
+    result = train_two_stages(config, run, progress)
+    seconds.update(result["seconds"])
+    frame = None if config.temporal.finetune_encoder else run / "stage1"
+    model = export(frame, run / "fervid_demo_model.safetensors", run / "stage2")
     seconds["total"] = sum(seconds.values())
     return {
         "data": str(config.data.root),
         "run": str(run),
         "model": str(model),
         "synth_summary": summary,
-        "frame_metrics": frame_metrics,
-        "metrics": metrics,
+        "frame_metrics": result["frame_metrics"],
+        "metrics": result["metrics"],
         "seconds": seconds,
     }
+
+
+def two_stage_overrides(run: str | Path) -> list[str]:
+    """The overrides that point stage 2 at the stage-1 run and stores of :func:`train_two_stages`
+    in ``run``."""
+    run = Path(run)
+    return [
+        f"temporal.train_store={run / 'features' / 'train'}",
+        f"temporal.val_store={run / 'features' / 'validation'}",
+        f"temporal.frame_model={run / 'stage1'}",
+    ]
+
+
+def train_two_stages(config: Config, run: str | Path, progress: bool = True) -> dict:
+    """Stage 1 in ``run/stage1``, features of the train and evaluation splits in
+    ``run/features``, stage 2 in ``run/stage2`` (``config`` carries :func:`two_stage_overrides`);
+    each step resumes if interrupted. Returns both stages' validation metrics and seconds."""
+    stage1, stage2 = Path(run) / "stage1", Path(run) / "stage2"
+    clock = [time.perf_counter()]
+    seconds: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        seconds[name], clock[0] = time.perf_counter() - clock[0], time.perf_counter()
+
+    resume = (stage1 / "checkpoints" / "last.pt").exists()
+    frame_metrics = train(config, stage1, resume=resume, progress=progress)
+    lap("stage1")
+    store = features(stage1, config, "train", config.temporal.train_store, progress=progress)
+    features(stage1, config, config.eval.split, config.temporal.val_store, progress=progress)
+    lap("features")
+    if config.temporal.cross_fit:
+        from fervid.stage2.crossfit import with_out_of_fold_logits
+
+        config = with_out_of_fold_logits(config, store, run, progress)
+        lap("cross_fit")
+    resume = (stage2 / "checkpoints" / "last.pt").exists()
+    metrics = train(config, stage2, resume=resume, progress=progress, stage=2)
+    lap("stage2")
+    return {"frame_metrics": frame_metrics, "metrics": metrics, "seconds": seconds}
 
 
 def export(

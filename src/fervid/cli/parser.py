@@ -206,20 +206,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(submit, "default")
 
     plot = commands.add_parser(
-        "plot", help="training curves of a run (loss, F1, pseudo-label statistics)"
+        "plot",
+        help="training curves of a run (loss, F1, pseudo-label statistics), or of every variant "
+        "of an ablation folder (mask rate, pseudo-label accuracy)",
     )
-    plot.add_argument("run", help="run folder")
-    plot.add_argument("--out", help="PNG path (default: <run>/training.png)")
+    plot.add_argument("run", help="run folder, or a folder written by `fervid ablate`")
+    plot.add_argument(
+        "--out",
+        help="PNG path (default: <run>/training.png; for an ablation <folder>/ablation.png)",
+    )
 
     ablate = commands.add_parser(
-        "ablate", help="stage-1 ablation over seeds: supervised / SSL / +DTM / +DebiasPL"
+        "ablate",
+        help="ablation over training seeds and data draws: supervised / SSL / +DTM / +DebiasPL",
     )
     ablate.add_argument("--out", required=True, help="folder for the runs and results.md")
     ablate.add_argument(
-        "--seeds", type=seed_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)"
+        "--seeds",
+        type=seed_list,
+        default=[0, 1, 2],
+        help="comma-separated training seeds (default: 0,1,2)",
     )
     ablate.add_argument(
-        "--variants", type=variant_list, help="comma-separated subset of: " + ", ".join(VARIANTS)
+        "--data-seeds",
+        type=seed_list,
+        help="comma-separated synth.seed values: each draw of the synthetic dataset is generated "
+        "once under OUT/data and every variant and seed runs on every draw (default: data.root)",
+    )
+    ablate.add_argument(
+        "--variants",
+        type=variant_list,
+        help="comma-separated subset of: " + ", ".join(VARIANTS) + " (recipe: the recipe as it "
+        "is; default: supervised,ssl_fixed,ssl_flex,ssl_flex_debias)",
+    )
+    ablate.add_argument(
+        "--temporal",
+        action="store_true",
+        help="also extract features and train stage 2 on every run: frame model / moving "
+        "average / Temporal Encoder",
     )
     add_config_arguments(ablate, "demo")
 

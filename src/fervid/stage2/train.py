@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -30,6 +31,7 @@ from fervid.data.table import FrameTable
 from fervid.errors import ConfigError, DataError
 from fervid.evaluate import prediction_table, score
 from fervid.labels import NUM_CLASSES
+from fervid.models.frame import load_frame_model
 from fervid.models.temporal import TemporalEncoder, Windows, gather_windows, make_windows
 from fervid.runtime.checkpoint import save_weights
 from fervid.runtime.dist import barrier, check_same_everywhere, is_main, rank, world_size
@@ -46,7 +48,7 @@ from fervid.runtime.training import (
 )
 from fervid.stage2.compare import evaluate_temporal, temporal_probabilities
 from fervid.stage2.finetune import ENCODER_FILE, EncoderFinetuning
-from fervid.stage2.store import FeatureStore, encoder_identity
+from fervid.stage2.store import FeatureStore, encoder_identity, frame_model_path
 
 log = logging.getLogger("fervid")
 
@@ -77,8 +79,14 @@ def train_stage2(
     )
     weights = window_weights(windows, table, cfg)
     steps = cfg.steps_per_epoch or max(1, int((weights > 0).sum()) // cfg.batch_size)
-    mean, std = feature_stats(train_store)
     model = TemporalEncoder(train_store.feature_dim, cfg)
+    # with input: logits, training reads the store's logits (out of fold when cross-fitted,
+    # fervid/stage2/crossfit.py); inference applies the frozen frame head to features
+    reads_logits = cfg.input == "logits"
+    if reads_logits:
+        model.set_frame_head(frame_head(config, train_store))
+    source = train_store.logits if reads_logits else train_store.features
+    mean, std = input_stats(source, table.has_image, train_store.path)
     model.set_feature_stats(mean, std)
     model.to(device)
     trained = DistributedDataParallel(model) if world_size() > 1 else model
@@ -126,7 +134,7 @@ def train_stage2(
             set_lr(optimizer, cosine_lr(epoch * steps + step, total_steps, warmup_steps, optim))
             picked = chosen[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             batch = gather_windows(
-                train_store.features, table.has_image, table.label, windows, picked, cfg.window
+                source, table.has_image, table.label, windows, picked, cfg.window
             )
             features, mask, frame_loss = batch.features, batch.mask, 0.0
             with autocast(config.train.precision, device):
@@ -134,7 +142,7 @@ def train_stage2(
                     features, mask, frame_loss = finetuning.encode(batch, next(crops))
                 features, mask = augment(features, mask, std, cfg, augment_rng)
                 features, mask = features.to(device), mask.to(device)
-                logits = trained(features, mask)
+                logits = trained(features, mask, given_logits=reads_logits)
             labels = batch.labels.to(device)
             loss = window_loss(logits.float(), labels, mask, cfg.train_missing, class_weight)
             loss = loss + cfg.frame_loss * frame_loss
@@ -226,6 +234,19 @@ def open_stores(config: Config) -> tuple[FeatureStore, FeatureStore]:
     return train_store, val_store
 
 
+def frame_head(config: Config, store: FeatureStore) -> nn.Linear:
+    """The head of the frame model whose features ``store`` holds (``temporal.frame_model``,
+    else the store's recorded encoder file)."""
+    source = config.temporal.frame_model or store.encoder.get("source")
+    path = frame_model_path(source) if source else None
+    if path is None or not path.is_file():
+        raise ConfigError(
+            "temporal.input: logits needs the frame model's head: set temporal.frame_model "
+            f"(the store's encoder file {path} is not here)"
+        )
+    return load_frame_model(path).head
+
+
 def check_split_videos(store: FeatureStore, data: DataConfig, split: str) -> None:
     """DataError if the store lacks videos of ``split`` (skipped, with a warning, when the
     dataset is not on this machine)."""
@@ -240,13 +261,16 @@ def check_split_videos(store: FeatureStore, data: DataConfig, split: str) -> Non
     store.check_videos(read_split(data.root, split, annotations=data.annotations).videos, split)
 
 
-def feature_stats(store: FeatureStore, limit: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std of the features of (up to ``limit``, evenly spaced) frames."""
-    rows = np.flatnonzero(store.table.has_image)
+def input_stats(
+    values: np.ndarray, has_image: np.ndarray, where: Path, limit: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std of ``values`` (a store's features or logits) over (up to
+    ``limit``, evenly spaced) frames with a face."""
+    rows = np.flatnonzero(has_image)
     if len(rows) == 0:
-        raise DataError(store.path, "no frame in this store has a face; nothing to train on")
+        raise DataError(where, "no frame in this store has a face; nothing to train on")
     rows = rows[np.linspace(0, len(rows) - 1, min(limit, len(rows))).astype(np.int64)]
-    values = np.asarray(store.features[rows], dtype=np.float64)
+    values = np.asarray(values[rows], dtype=np.float64)
     std = np.maximum(values.std(axis=0), 1e-3)
     return values.mean(axis=0).astype(np.float32), std.astype(np.float32)
 
