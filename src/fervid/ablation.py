@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ import numpy as np
 from fervid.config import load_config
 from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
-from fervid.plots import read_jsonl
-from fervid.runtime.io import atomic_path, atomic_write_text
+from fervid.plots import read_jsonl, save_figure
+from fervid.runtime.io import atomic_write_text
 
 log = logging.getLogger("fervid")
 
@@ -293,16 +294,13 @@ def plot_ablation(out_dir: Path, out: str | Path | None = None) -> Path:
                 [[np.nan if r[key] is None else r[key] for r in steps[:length]] for steps in runs],
                 dtype=float,
             )
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():  # a step where no run kept a pseudo-label: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
                 axis.plot(x, np.nanmean(values, axis=0), label=f"{variant} ({len(runs)} runs)")
             axis.set_title(title)
             axis.set_xlabel("step")
             axis.set_ylim(0, 1)
     axes[0].legend(fontsize=8)
-    figure.suptitle(f"{out_dir}: mean over runs")
-    figure.tight_layout()
-    out = Path(out) if out else out_dir / "ablation.png"
-    with atomic_path(out) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
-    return out
+    return save_figure(
+        figure, f"{out_dir}: mean over runs", Path(out) if out else out_dir / "ablation.png"
+    )

@@ -94,9 +94,15 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             axes[panel].legend(fontsize=7, ncol=4)
     for axis in axes[panels:]:
         axis.set_visible(False)
-    figure.suptitle(str(run))
+    return save_figure(figure, str(run), Path(out) if out else run / "training.png")
+
+
+def save_figure(figure, title: str, out: Path) -> Path:
+    """Title, lay out and write ``figure`` as a PNG (atomically); close it; return ``out``."""
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(title)
     figure.tight_layout()
-    out = Path(out) if out else run / "training.png"
     with atomic_path(out) as temporary:
         figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
