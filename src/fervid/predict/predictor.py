@@ -259,8 +259,10 @@ class Predictor:
             if arrivals:  # live: this frame's arrival, and forget the frames before it
                 index = frame_faces.frame.index
                 arrived = arrivals.pop(index, None)
-                for older in [i for i in arrivals if i < index]:
-                    del arrivals[older]
+                # the reader thread adds frames meanwhile: scan a copy (list() of a dict runs
+                # under the GIL in one go; a loop over the dict itself could see it grow)
+                for older in [i for i in list(arrivals) if i < index]:
+                    arrivals.pop(older, None)
             for k, track in enumerate(frame_faces.track_ids):
                 faces.add(
                     int(track),
