@@ -38,35 +38,57 @@ def in_background(
     items: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
+    def put(item) -> bool:
+        """Queue ``item``, waiting for room unless stopped; False when stopped."""
+        while True:
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                if stopped():
+                    return False
+
     def produce() -> None:
         try:
             for item in iterator:
+                if stopped():
+                    break
                 if drops is None:
-                    items.put(item)
+                    if not put(item):
+                        break
                 else:
                     try:
                         items.put_nowait(item)
                     except queue.Full:
                         drops.count += 1
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
-            items.put(error)
-        items.put(done)
+            put(error)
+        put(done)
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
-    while True:
-        try:
-            item = items.get(timeout=0.1)
-        except queue.Empty:
-            if stop is not None and stop.is_set():
-                return  # the producer is left to end with the process (a stream may block)
-            continue
-        if item is done:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+    try:
+        while True:
+            try:
+                item = items.get(timeout=0.1)
+            except queue.Empty:
+                if stopped():
+                    return
+                continue
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        thread.join()
+    finally:
+        if stopped():
+            # the producer stops at its next item: wait for it (a thread still inside native
+            # code at interpreter exit aborts the process), unless a stream blocks it
+            thread.join(timeout=5)
 
 
 @contextlib.contextmanager
