@@ -7,14 +7,17 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from fervid.api import demo
 from fervid.config import load_config
 from fervid.data.affwild2 import read_split
 from fervid.data.sources import labelled_split, present_videos, source_video, video_folds
 from fervid.errors import ConfigError
-from fervid.stage2.store import FeatureStore
+from fervid.stage2.store import FeatureStore, write_store
+from fervid.stage2.train import mix_windows, train_stage2
 
 from .conftest import write_colour_coded_affwild2
 from .test_demo import TINY
@@ -53,6 +56,7 @@ def test_leave_out_fold_trains_on_the_other_folds_only(tmp_path):
         ["temporal.cross_fit=2"],  # features of different fold models are not comparable
         ["data.leave_out_fold=[2,2]"],
         ["data.leave_out_fold=[1]"],
+        ["temporal.out_of_fold_share=0.5", "temporal.cross_fit=0"],
     ],
 )
 def test_impossible_cross_fitting_is_refused(overrides):
@@ -92,3 +96,51 @@ def test_stage2_trains_on_logits_from_the_fold_model_that_never_saw_the_video(tm
     stage2 = yaml.safe_load((run / "stage2" / "config.yaml").read_text())["temporal"]
     assert stage2["train_store"] == str(run / "features" / "train-out-of-fold")
     assert json.loads((run / "fervid_demo_model.json").read_text())["temporal"] is not None
+
+
+def test_mix_windows_takes_whole_windows_from_the_second_with_the_given_share():
+    first, second = torch.zeros(400, 5, 3), torch.ones(400, 5, 3)
+    rng = torch.Generator().manual_seed(0)
+    assert torch.equal(mix_windows(first, second, 0.0, rng), first)
+    assert torch.equal(mix_windows(first, second, 1.0, rng), second)
+    mixed = mix_windows(first, second, 0.25, rng)
+    per_window = mixed.mean(dim=(1, 2))
+    assert set(per_window.tolist()) == {0.0, 1.0}  # never part of a window
+    assert 0.15 < per_window.mean() < 0.35
+
+
+def test_out_of_fold_share_is_the_share_of_windows_that_read_the_out_of_fold_logits(tmp_path):
+    """With share 0 training never reads the store's (out-of-fold) logits: two stores that differ
+    only there train the same model; with share 1 they do not."""
+    overrides = [*TINY, "temporal.input=logits", "temporal.cross_fit=2"]
+    demo(tmp_path / "demo", overrides, progress=False)
+    run = tmp_path / "demo" / "run"
+    oof = FeatureStore.open(run / "features" / "train-out-of-fold")
+    rng = np.random.default_rng(0)
+    stores = []
+    for k in range(2):  # the same features, other "out-of-fold" logits
+        logits = rng.normal(size=np.shape(oof.logits)).astype(np.float32)
+        stores.append(
+            write_store(tmp_path / f"store{k}", oof.table, oof.encoder, oof.features, logits)
+        )
+
+    def trained(share: float, store: FeatureStore, name: str) -> dict:
+        config = load_config(
+            "demo",
+            [
+                *overrides,
+                f"data.root={tmp_path / 'demo' / 'data'}",
+                f"temporal.train_store={store.path}",
+                f"temporal.val_store={run / 'features' / 'validation'}",
+                f"temporal.frame_model={run / 'stage1'}",
+                f"temporal.out_of_fold_share={share}",
+            ],
+        )
+        train_stage2(config, tmp_path / name, progress=False)
+        return load_file(tmp_path / name / "model.safetensors")
+
+    def same(a: dict, b: dict) -> bool:
+        return all(torch.equal(a[key], b[key]) for key in a)
+
+    assert same(trained(0.0, stores[0], "a0"), trained(0.0, stores[1], "b0"))
+    assert not same(trained(1.0, stores[0], "a1"), trained(1.0, stores[1], "b1"))

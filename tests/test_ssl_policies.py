@@ -338,3 +338,17 @@ def test_policies_and_debias_run_on_cuda_tensors_with_state_on_the_cpu(name):
     assert policy.mask(probs, torch.tensor([0, 1])).device.type == "cuda"  # indices on the CPU
     debias = DebiasedPseudoLabeler(3, strength=0.5)
     assert debias.pseudo_label_probs(torch.zeros(2, 3).cuda()).device.type == "cuda"
+
+
+def test_flex_threshold_floor_raises_the_warmup_thresholds_and_keeps_higher_ones():
+    policy = FlexThreshold(3, 4, tau=0.9, floor=0.5)
+    assert torch.allclose(policy.thresholds(), torch.full((3,), 0.5))  # no confident sample yet
+    policy.selected_label[:] = torch.tensor([0, 0, 0, 1])  # beta = (1, 1/3, 0)
+    assert torch.allclose(policy.thresholds(), torch.tensor([0.9, 0.5, 0.5]))
+    kept = policy.mask(torch.tensor([[0.1, 0.45, 0.45], [0.1, 0.3, 0.6]]), torch.tensor([0, 1]))
+    assert kept.tolist() == [0.0, 1.0]
+
+
+def test_threshold_floor_above_tau_is_a_config_error():
+    with pytest.raises(ConfigError, match="ssl.threshold_floor"):
+        FlexThreshold(3, 4, tau=0.7, floor=0.8)

@@ -177,6 +177,8 @@ class SSLConfig:
     """Confidence threshold (fixed), or the upper threshold the flex policy scales."""
     flex_warmup: bool = True
     """FlexMatch's warm-up form: beta(c) = sigma(c) / max(max sigma, unused samples)."""
+    threshold_floor: Fraction = 0.0
+    """Lowest per-class threshold of the flex policy (0 = FlexMatch as published)."""
     free_momentum: Fraction = 0.999
     debias_lambda: NonNegative = 0.0
     """DebiasPL strength lambda (0 = off; the paper's debiased feedback uses ~0.4-1.0)."""
@@ -225,6 +227,10 @@ class TemporalConfig:
     see, so the training inputs are as reliable as on new people (the stage-1 model's logits of
     its own training frames are not; docs/temporal.md). Needs ``input: logits``; costs K
     stage-1 trainings. 0 = off."""
+    out_of_fold_share: Fraction = 1.0
+    """With ``cross_fit``: the share of training windows that read the out-of-fold logits; the
+    others read the main model's own logits of the same frames (as reliable as on fitted
+    people), so one Temporal Encoder learns from both kinds of frame evidence."""
     input: Literal["features", "logits"] = "features"
     """What the Temporal Encoder reads per frame: features (the frame encoder's pooled vector)
     or logits (the frame model's own head applied to it: 8 numbers; the head is frozen inside
@@ -290,6 +296,11 @@ class TemporalConfig:
                 "temporal.cross_fit: needs K >= 2 folds and temporal.input=logits (folds' "
                 f"features are not comparable, their logits are), got {self.cross_fit} with "
                 f"input {self.input}"
+            )
+        if self.out_of_fold_share < 1 and not self.cross_fit:
+            raise ConfigError(
+                "temporal.out_of_fold_share: mixes out-of-fold logits with the main model's, "
+                "which needs temporal.cross_fit (K >= 2 folds)"
             )
         if self.input == "logits" and self.finetune_encoder:
             raise ConfigError(

@@ -28,6 +28,10 @@ def check_ssl_config(config: SSLConfig) -> None:
         )
     if not 0.0 < config.tau < 1.0:
         raise ConfigError(f"ssl.tau must lie in (0, 1), got {config.tau}")
+    if not 0.0 <= config.threshold_floor <= config.tau:
+        raise ConfigError(
+            f"ssl.threshold_floor must lie in [0, ssl.tau={config.tau}], got {config.threshold_floor}"
+        )
     if config.teacher not in ("ema", "model"):
         raise ConfigError(f"ssl.teacher must be ema or model, not {config.teacher!r}")
     if config.lambda_u < 0 or config.debias_lambda < 0 or config.rampup_epochs < 0:
@@ -57,6 +61,7 @@ class PseudoLabelObjective:
             num_unlabelled=num_unlabelled,
             tau=config.tau,
             warmup=config.flex_warmup,
+            floor=config.threshold_floor,
             momentum=config.free_momentum,
         )
         self.debias = DebiasedPseudoLabeler(

@@ -10,7 +10,8 @@ every process holds the same thresholds, those of one process on the whole globa
 - ``flex``: FlexMatch (Zhang et al. 2021), the dynamic threshold module (DTM) of the paper's
   predecessor. sigma(c) counts unlabelled samples whose latest confident prediction (>= tau) is
   c; beta(c) = sigma(c) / max(max_c sigma, #unused samples) (warm-up form) and
-  T(c) = tau * beta(c) / (2 - beta(c)).
+  T(c) = tau * beta(c) / (2 - beta(c)), never below ``floor`` (``ssl.threshold_floor``; 0 =
+  the published form, whose warm-up thresholds start at 0 and keep every pseudo-label).
 - ``free``: FreeMatch (Wang et al. 2023) self-adaptive threshold: tau_t = EMA of the mean max
   confidence; T(c) = tau_t * p(c) / max_c p(c) with p an EMA of the mean class probability.
 """
@@ -65,10 +66,19 @@ class FixedThreshold(ThresholdPolicy):
 @THRESHOLDS.register("flex")
 class FlexThreshold(ThresholdPolicy):
     def __init__(
-        self, num_classes: int, num_unlabelled: int, tau: float = 0.95, warmup: bool = True, **_
+        self,
+        num_classes: int,
+        num_unlabelled: int,
+        tau: float = 0.95,
+        warmup: bool = True,
+        floor: float = 0.0,
+        **_,
     ):
         _check_tau(tau)
+        if not 0.0 <= floor <= tau:
+            raise ConfigError(f"ssl.threshold_floor must lie in [0, ssl.tau={tau}], got {floor}")
         self.tau = tau
+        self.floor = floor
         self.num_classes = num_classes
         self.warmup = warmup
         self.selected_label = torch.full((num_unlabelled,), -1, dtype=torch.long)
@@ -84,7 +94,7 @@ class FlexThreshold(ThresholdPolicy):
 
     def thresholds(self) -> torch.Tensor:
         beta = self.class_beta()
-        return self.tau * beta / (2.0 - beta)
+        return (self.tau * beta / (2.0 - beta)).clamp(min=self.floor)
 
     def mask(self, probs: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         confidence, predicted = probs.max(dim=1)

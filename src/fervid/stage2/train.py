@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,16 @@ def train_stage2(
     if reads_logits:
         model.set_frame_head(frame_head(config, train_store))
     source = train_store.logits if reads_logits else train_store.features
+    mixes_own_logits = bool(cfg.cross_fit) and cfg.out_of_fold_share < 1
     mean, std = input_stats(source, table.has_image, train_store.path)
+    if mixes_own_logits:  # standardise by the moments of the mixture the windows will hold
+        own = input_stats(
+            train_store.features,
+            table.has_image,
+            train_store.path,
+            transform=lambda values: model.inputs(torch.from_numpy(values)).numpy(),
+        )
+        mean, std = mixture_stats((mean, std), own, 1 - cfg.out_of_fold_share)
     model.set_feature_stats(mean, std)
     model.to(device)
     trained = DistributedDataParallel(model) if world_size() > 1 else model
@@ -137,6 +147,12 @@ def train_stage2(
                 source, table.has_image, table.label, windows, picked, cfg.window
             )
             features, mask, frame_loss = batch.features, batch.mask, 0.0
+            if mixes_own_logits:  # some windows read the main model's own logits instead
+                own = gather_windows(
+                    train_store.features, table.has_image, None, windows, picked, cfg.window
+                )
+                own_logits = model.inputs(own.features.to(device)).cpu()
+                features = mix_windows(features, own_logits, 1 - cfg.out_of_fold_share, augment_rng)
             with autocast(config.train.precision, device):
                 if finetuning:  # the window's features from its crops, by the encoder
                     features, mask, frame_loss = finetuning.encode(batch, next(crops))
@@ -262,17 +278,36 @@ def check_split_videos(store: FeatureStore, data: DataConfig, split: str) -> Non
 
 
 def input_stats(
-    values: np.ndarray, has_image: np.ndarray, where: Path, limit: int = 65_536
+    values: np.ndarray,
+    has_image: np.ndarray,
+    where: Path,
+    limit: int = 65_536,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and std of ``values`` (a store's features or logits) over (up to
-    ``limit``, evenly spaced) frames with a face."""
+    """Per-column mean and std of ``values`` (a store's features or logits; ``transform``ed, if
+    given, e.g. features to the frame head's logits) over (up to ``limit``, evenly spaced) frames
+    with a face."""
     rows = np.flatnonzero(has_image)
     if len(rows) == 0:
         raise DataError(where, "no frame in this store has a face; nothing to train on")
     rows = rows[np.linspace(0, len(rows) - 1, min(limit, len(rows))).astype(np.int64)]
-    values = np.asarray(values[rows], dtype=np.float64)
+    values = np.asarray(values[rows], dtype=np.float32)
+    if transform is not None:
+        values = transform(values)
+    values = values.astype(np.float64)
     std = np.maximum(values.std(axis=0), 1e-3)
     return values.mean(axis=0).astype(np.float32), std.astype(np.float32)
+
+
+def mixture_stats(
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], share: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of a mixture drawing from ``second`` with probability ``share``."""
+    (mean1, std1), (mean2, std2) = first, second
+    mean = (1 - share) * mean1 + share * mean2
+    square = (1 - share) * (std1**2 + mean1**2) + share * (std2**2 + mean2**2)
+    std = np.maximum(np.sqrt(np.maximum(square - mean**2, 0.0)), 1e-3)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,6 +367,15 @@ def augment(
     if cfg.feature_dropout > 0:
         mask = mask | (torch.rand(mask.shape, generator=rng) < cfg.feature_dropout).to(mask.device)
     return features, mask
+
+
+def mix_windows(
+    first: torch.Tensor, second: torch.Tensor, share: float, rng: torch.Generator
+) -> torch.Tensor:
+    """``first`` (B, T, D) with each window replaced by its ``second`` with probability
+    ``share``."""
+    chosen = torch.rand(first.shape[0], generator=rng) < share
+    return torch.where(chosen[:, None, None], second, first)
 
 
 def window_loss(
