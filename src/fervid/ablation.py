@@ -299,7 +299,7 @@ def plot_ablation(out_dir: Path, out: str | Path | None = None) -> Path:
                 axis.plot(x, np.nanmean(values, axis=0), label=f"{variant} ({len(runs)} runs)")
             axis.set_title(title)
             axis.set_xlabel("step")
-            axis.set_ylim(0, 1)
+            axis.set_ylim(0, 1.03)  # a rate of 1.0 stays visible above the frame
     axes[0].legend(fontsize=8)
     return save_figure(
         figure, f"{out_dir}: mean over runs", Path(out) if out else out_dir / "ablation.png"

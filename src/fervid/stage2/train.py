@@ -90,13 +90,13 @@ def train_stage2(
     mixes_own_logits = bool(cfg.cross_fit) and cfg.out_of_fold_share < 1
     mean, std = input_stats(source, table.has_image, train_store.path)
     if mixes_own_logits:  # standardise by the moments of the mixture the windows will hold
-        own = input_stats(
+        own_stats = input_stats(
             train_store.features,
             table.has_image,
             train_store.path,
             transform=lambda values: model.inputs(torch.from_numpy(values)).numpy(),
         )
-        mean, std = mixture_stats((mean, std), own, 1 - cfg.out_of_fold_share)
+        mean, std = mixture_stats((mean, std), own_stats, 1 - cfg.out_of_fold_share)
     model.set_feature_stats(mean, std)
     model.to(device)
     trained = DistributedDataParallel(model) if world_size() > 1 else model
