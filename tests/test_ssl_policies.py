@@ -352,3 +352,12 @@ def test_flex_threshold_floor_raises_the_warmup_thresholds_and_keeps_higher_ones
 def test_threshold_floor_above_tau_is_a_config_error():
     with pytest.raises(ConfigError, match="ssl.threshold_floor"):
         FlexThreshold(3, 4, tau=0.7, floor=0.8)
+
+
+def test_threshold_floor_without_the_flex_policy_is_a_config_error():
+    from fervid.config import SSLConfig
+    from fervid.stage1.objective import check_ssl_config
+
+    with pytest.raises(ConfigError, match="ssl.threshold_floor"):
+        check_ssl_config(SSLConfig(threshold="fixed", threshold_floor=0.5))
+    check_ssl_config(SSLConfig(threshold="flex", threshold_floor=0.5))

@@ -32,6 +32,8 @@ def check_ssl_config(config: SSLConfig) -> None:
         raise ConfigError(
             f"ssl.threshold_floor must lie in [0, ssl.tau={config.tau}], got {config.threshold_floor}"
         )
+    if config.threshold_floor > 0 and config.threshold != "flex":
+        raise ConfigError("ssl.threshold_floor applies to ssl.threshold=flex only")
     if config.teacher not in ("ema", "model"):
         raise ConfigError(f"ssl.teacher must be ema or model, not {config.teacher!r}")
     if config.lambda_u < 0 or config.debias_lambda < 0 or config.rampup_epochs < 0:
