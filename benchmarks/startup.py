@@ -3,8 +3,9 @@
 Each round runs, one after the other: ``python -c "import torch"`` (the floor: no fervid can
 start faster than torch imports), ``fervid predict PHOTO`` with the code under test and, with
 ``--baseline-src``, the same command with another checkout's code (e.g. the commit before the
-start-up work), all with the same model file: the demo architecture (fervid_cnn frame model +
-Temporal Encoder, untrained weights: start-up does not depend on them). Medians over the rounds
+start-up work), all with the same model file: the demo architecture (the demo recipe's frame model,
+MobileNetV2 since 2026-12-03, + Temporal Encoder, untrained weights: start-up does not depend
+on them). Medians over the rounds
 are reported, with ratios to the floor measured in the same run (this machine's speed moves).
 One more run lists what the predict process imported (timm, torchvision, torch._dynamo,
 matplotlib: the heavy ones) and the slowest imports (``python -X importtime``).

@@ -32,3 +32,30 @@ def test_a_channels_last_model_saves_and_loads_for_inference_in_channels_last(tm
     assert loaded.memory_format == torch.channels_last
     crops = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     torch.testing.assert_close(loaded.probabilities(crops), model.probabilities(crops))
+
+
+def test_a_mobilenetv2_trained_through_timm_loads_without_timm_and_gives_the_same_outputs(
+    tmp_path,
+):
+    from fervid.models.mobilenet import MobileNetV2
+
+    torch.manual_seed(0)
+    config = ModelConfig(backbone="mobilenetv2_100", input_size=64)
+    trained = FrameModel(config)  # timm's network, as stage 1 trains it
+    assert type(trained.backbone).__module__.startswith("timm")
+    with torch.no_grad():  # running statistics away from their defaults, as after training
+        for module in trained.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.1, 0.1)
+    trained.use_channels_last().eval()  # the layout loading gives, so the sums run alike
+    meta = {"kind": "frame", "config": {"model": {"backbone": "mobilenetv2_100", "input_size": 64}}}
+    loaded = load_frame_model(save_weights(tmp_path / "model", trained.state_dict(), meta))
+    assert isinstance(loaded.backbone, MobileNetV2)
+    assert list(loaded.state_dict()) == list(trained.state_dict())
+    crops = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = trained.features(trained.prepare(crops))
+        torch.testing.assert_close(loaded.features(loaded.prepare(crops)), expected)
+    torch.testing.assert_close(loaded.probabilities(crops), trained.probabilities(crops))

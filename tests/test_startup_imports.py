@@ -1,10 +1,13 @@
-"""``fervid predict`` imports only what its model needs: a fervid_cnn model on a photo never
-imports timm, torchvision's Python package or torch._dynamo (together about 6 s of start-up on
-the development machine; benchmarks/startup.py measures the whole process)."""
+"""``fervid predict`` imports only what its model needs: a fervid_cnn or MobileNetV2 (the demo's)
+model on a photo never imports timm, torchvision's Python package or torch._dynamo (together
+about 6 s of start-up on the development machine; benchmarks/startup.py measures the whole
+process)."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 SCRIPT = """
 import json, sys
@@ -12,14 +15,16 @@ import numpy as np
 import torch
 from PIL import Image
 from fervid.cli import main
-from fervid.config import Config, to_dict
+from fervid.config import Config, ModelConfig, to_dict
 from fervid.models.frame import FrameModel
 from fervid.runtime.checkpoint import save_weights
 from fervid.video.detect import non_max_suppression
 
-out = sys.argv[1]
-model = save_weights(out + "/frame", FrameModel(Config().model).state_dict(),
-                     {"kind": "frame", "config": to_dict(Config())})
+out, backbone = sys.argv[1], sys.argv[2]
+config = Config(model=ModelConfig(backbone=backbone))
+# for_loading: the timm-free build, whose state dict is timm's (tests/test_frame_model.py)
+model = save_weights(out + "/frame", FrameModel(config.model, for_loading=True).state_dict(),
+                     {"kind": "frame", "config": to_dict(config)})
 Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(out + "/photo.jpg")
 code = main(["-q", "predict", out + "/photo.jpg", "--model", str(model), "--out", out + "/p"])
 boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
@@ -29,9 +34,13 @@ print(json.dumps({"code": code, "kept": kept, "heavy": heavy}))
 """
 
 
-def test_predicting_a_photo_with_a_fervid_cnn_model_imports_no_heavy_module(tmp_path):
+@pytest.mark.parametrize("backbone", ["fervid_cnn", "mobilenetv2_100"])
+def test_predicting_a_photo_imports_no_heavy_module(tmp_path, backbone):
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", SCRIPT, str(tmp_path), backbone],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

@@ -12,7 +12,7 @@ from torch import nn
 from fervid.config import ModelConfig
 from fervid.errors import ConfigError, DataError
 from fervid.labels import NUM_CLASSES
-from fervid.models import pretrained, small_cnn
+from fervid.models import mobilenet, pretrained, small_cnn
 
 log = logging.getLogger("fervid")
 
@@ -26,14 +26,17 @@ class FrameModel(nn.Module):
     ``features`` gives the per-frame vector that stage 2 stores; ``forward`` gives logits.
     Input: float images normalised with ``mean``/``std`` (buffers, so they travel with the
     weights), shape (B, 3, input_size, input_size), in ``memory_format`` (``normalize`` returns
-    that layout).
+    that layout). ``for_loading``: every tensor will come from a model file, so a backbone
+    fervid can build without timm is built so (start-up time; see :func:`create_backbone`).
     """
 
     memory_format: torch.memory_format = torch.contiguous_format
 
-    def __init__(self, config: ModelConfig, num_classes: int = NUM_CLASSES):
+    def __init__(
+        self, config: ModelConfig, num_classes: int = NUM_CLASSES, for_loading: bool = False
+    ):
         super().__init__()
-        self.backbone = create_backbone(config)
+        self.backbone = create_backbone(config, for_loading)
         self.input_size = config.input_size
         self.num_features = feature_dim(self.backbone, config.input_size)
         self.head_drop = nn.Dropout(config.drop_rate)
@@ -89,16 +92,19 @@ class FrameModel(nn.Module):
         return self.head(self.head_drop(self.features(images)))
 
 
-def create_backbone(config: ModelConfig) -> nn.Module:
-    """A timm model without classifier (``fervid_cnn`` without importing timm). Models with a
-    fixed input size (ViTs) are built for ``input_size`` (timm resizes pretrained position
-    embeddings)."""
+def create_backbone(config: ModelConfig, for_loading: bool = False) -> nn.Module:
+    """A timm model without classifier (``fervid_cnn`` without importing timm, and with
+    ``for_loading``, when every tensor will come from a model file, ``mobilenetv2_100`` too:
+    fervid/models/mobilenet.py). Models with a fixed input size (ViTs) are built for
+    ``input_size`` (timm resizes pretrained position embeddings)."""
     options = {"pretrained": config.pretrained, "num_classes": 0}
     if config.backbone in small_cnn.NAMES:  # built without importing timm (start-up time)
         try:
             return small_cnn.create(config.backbone, **options)
         except ValueError as error:
             raise ConfigError(f"model.pretrained: {error}") from None
+    if for_loading and config.backbone in mobilenet.NAMES and not config.pretrained:
+        return mobilenet.create(config.backbone)
     import timm
 
     small_cnn.register_with_timm()
@@ -181,6 +187,6 @@ def load_frame_model(path: str | Path) -> FrameModel:
         )
     model_config = from_dict(ModelConfig, meta["config"]["model"], "model")
     model_config.pretrained, model_config.weights = False, None
-    model = FrameModel(model_config)
+    model = FrameModel(model_config, for_loading=True)
     model.load_state_dict(state)
     return model.use_channels_last().eval()

@@ -120,7 +120,7 @@ def load_video_model(path: str | Path) -> VideoModel:
     state, meta = load_weights(path)
     model_config = from_dict(ModelConfig, meta["frame"]["config"]["model"], "model")
     model_config.pretrained, model_config.weights = False, None
-    frame = FrameModel(model_config)
+    frame = FrameModel(model_config, for_loading=True)
     frame.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("frame.")})
     frame.use_channels_last()
     temporal = None
