@@ -269,3 +269,35 @@ def test_the_smoothing_window_is_the_best_one_on_the_given_split():
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     best, scores = choose_window(table, probs, np.ones(len(table), bool), (1, 11, 201))
     assert best == 11 and scores[11] > scores[1] and scores[11] > scores[201]
+
+
+def test_with_per_video_normalisation_training_reads_each_video_standardised(tmp_path):
+    # every video shifted by its own constant (who is in it): the Temporal Encoder's input
+    # statistics come from what it trains on, so they show whether training read the store raw
+    table, features, logits = pulses(2, videos=6)
+    shifts = np.random.default_rng(3).normal(5.0, 3.0, (6, features.shape[1]))
+    features = (features + np.repeat(shifts, 240, axis=0)).astype(np.float32)
+    write_store(tmp_path / "train", table, ENCODER, features, logits)
+    write_store(tmp_path / "val", table, ENCODER, features, logits)
+    means = {}
+    for normalize in ("video", "global"):
+        cfg = load_config(
+            None,
+            [
+                f"data.root={tmp_path / 'no-dataset'}",
+                f"temporal.train_store={tmp_path / 'train'}",
+                f"temporal.val_store={tmp_path / 'val'}",
+                *TINY,
+                f"temporal.normalize={normalize}",
+                "temporal.epochs=1",
+                "temporal.steps_per_epoch=2",
+            ],
+        )
+        train_stage2(cfg, tmp_path / normalize, progress=False)
+        state, meta = load_weights(tmp_path / normalize / "model")
+        assert meta["config"]["temporal"]["normalize"] == normalize
+        means[normalize] = state["feature_mean"].numpy()
+        if normalize == "video":
+            np.testing.assert_allclose(state["feature_std"].numpy(), 1.0, atol=0.02)
+    np.testing.assert_allclose(means["video"], 0.0, atol=0.02)
+    assert np.abs(means["global"]).mean() > 2.0  # the raw store: the shifts' mean, about 5

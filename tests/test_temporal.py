@@ -262,3 +262,43 @@ def test_logits_input_reads_the_frozen_frame_head_of_the_features():
 def test_logits_input_with_a_finetuned_encoder_is_refused():
     with pytest.raises(ConfigError, match="temporal.input"):
         TemporalConfig(input="logits", finetune_encoder=True)
+
+
+def test_video_standardised_rows_have_zero_mean_unit_std_per_video_and_no_face_stays_zero():
+    from fervid.models.temporal import VideoStandardised
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(30, 6)).astype(np.float16)
+    features[[3, 20]] = 0
+    has_image = np.ones(30, bool)
+    has_image[[3, 20]] = False
+    normalised = VideoStandardised(features, has_image, slices([12, 18]))
+    values = normalised[np.arange(30)]
+    for rows in slices([12, 18]):
+        faces = values[rows][has_image[rows]]
+        np.testing.assert_allclose(faces.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(faces.std(axis=0), 1, atol=1e-3)
+    assert (values[[3, 20]] == 0).all()
+    np.testing.assert_array_equal(normalised[np.array([[5, 25]])], values[[[5, 25]]])
+
+
+def test_per_video_normalisation_takes_out_what_stays_constant_within_a_video():
+    # two videos with the same expressions, one with every feature shifted and scaled (another
+    # person, another light): with normalize=video the Temporal Encoder cannot tell them apart
+    rng = np.random.default_rng(1)
+    frames = rng.normal(size=(40, 6)).astype(np.float32)
+    offset, scale = rng.normal(size=6).astype(np.float32) * 3, np.float32(2.5)
+    features = np.concatenate([frames, frames * scale + offset])
+    has_image = np.ones(80, bool)
+    for normalize, same in (("video", True), ("global", False)):
+        model = tiny_model(normalize=normalize)
+        probs, known = predict_windows(model, features, has_image, slices([40, 40]))
+        assert known.all()
+        assert np.allclose(probs[:40], probs[40:], atol=1e-5) == same, normalize
+
+
+def test_per_video_normalisation_is_refused_where_there_are_no_stored_features_to_normalise():
+    with pytest.raises(ConfigError, match="temporal.normalize"):
+        TemporalConfig(normalize="video", input="logits")
+    with pytest.raises(ConfigError, match="temporal.normalize"):
+        TemporalConfig(normalize="video", finetune_encoder=True)

@@ -47,15 +47,13 @@ class DataConfig:
     cache_limit_gb: NonNegative = 4.0
     labelled_fraction: Annotated[float, Bounds(0, 1, low_open=True)] = 1.0
     """Label-scarce setting: keep this share of the labelled train videos (whole source videos,
-    ``_left``/``_right`` together, chosen by ``labelled_seed``); the others join the unlabelled
-    pool of ``ssl`` with their labels hidden from training (used only to report pseudo-label
-    accuracy). 1 = every train video labelled."""
+    chosen by ``labelled_seed``); the others join the unlabelled pool of ``ssl``, their labels
+    used only to report pseudo-label accuracy. 1 = every train video labelled."""
     labelled_seed: NonNegativeInt = 0
     """Seed of the ``labelled_fraction`` choice and of the folds of ``leave_out_fold``, apart
     from ``train.seed`` so that training seeds vary over one split."""
     leave_out_fold: list[NonNegativeInt] = field(default_factory=list)
-    """``[k, K]``: train on the labelled train videos outside fold k of K (whole source videos,
-    dealt by ``labelled_seed``); set by stage 2's ``temporal.cross_fit``. Empty = all."""
+    """``[k, K]``: train without fold k of K of the train videos (``temporal.cross_fit``)."""
 
     def __post_init__(self):
         if self.leave_out_fold and not (
@@ -98,9 +96,8 @@ class TrainConfig:
     epochs: PositiveInt = 6
     batch_size: PositiveInt = 64
     steps_per_epoch: PositiveInt = 150
-    """Optimizer steps per epoch (each of ``accumulate`` batches). Labelled frames are drawn
-    class-uniformly with replacement, so an epoch is a number of draws, not a pass over the
-    data."""
+    """Optimizer steps per epoch (each of ``accumulate`` batches); labelled frames are drawn
+    with replacement, so an epoch is a number of draws, not a pass over the data."""
     class_balanced: bool = True
     """Draw every class equally often (the paper's uniform sampling); false = plain shuffling."""
     loss: Literal["ce", "class_weighted", "logit_adjusted"] = "ce"
@@ -127,8 +124,7 @@ class TrainConfig:
     """Evaluate on the validation split every N epochs (0 = only at the end)."""
     device: str = "auto"
     accumulate: PositiveInt = 1
-    """Gradient accumulation: one optimizer step every N batches (effective batch =
-    batch_size x accumulate x processes)."""
+    """Gradient accumulation: one optimizer step every N batches."""
     channels_last: bool = True
     """channels_last memory format: 1.5x faster convolutions on a CPU (measured, fervid_cnn and
     ResNet) and on recent GPUs; no effect on ViTs. Inference always uses it."""
@@ -222,20 +218,20 @@ class TemporalConfig:
     eval_stride: NonNegativeInt = 0
     """Step between inference windows; 0 = window // 2. Overlaps are averaged per frame."""
     cross_fit: Annotated[int, Bounds(0)] = 0
-    """K >= 2: train the Temporal Encoder on out-of-fold frame logits: K more stage-1 models,
-    each with one K-th of the train videos left out, give the logits of the videos they did not
-    see, so the training inputs are as reliable as on new people (the stage-1 model's logits of
-    its own training frames are not; docs/temporal.md). Needs ``input: logits``; costs K
-    stage-1 trainings. 0 = off."""
+    """K >= 2: train the Temporal Encoder on out-of-fold frame logits, from K more stage-1 models
+    each trained without one K-th of the train videos (docs/temporal.md). Needs ``input:
+    logits``; costs K stage-1 trainings. 0 = off."""
     out_of_fold_share: Fraction = 1.0
     """With ``cross_fit``: the share of training windows that read the out-of-fold logits; the
     others read the main model's own logits of the same frames (as reliable as on fitted
     people), so one Temporal Encoder learns from both kinds of frame evidence."""
     input: Literal["features", "logits"] = "features"
     """What the Temporal Encoder reads per frame: features (the frame encoder's pooled vector)
-    or logits (the frame model's own head applied to it: 8 numbers; the head is frozen inside
-    the temporal model, so stores, predict and submission still pass features). Logits cannot
-    encode who the person is, only what the frame model saw (docs/temporal.md)."""
+    or logits (the frame model's head applied to them, frozen inside the temporal model, so
+    stores, predict and submission still pass features; docs/temporal.md)."""
+    normalize: Literal["global", "video"] = "global"
+    """Features standardised over the training store (global) or, first, over each video's own
+    frames with a face (video: takes out what stays constant in a video, e.g. who it shows)."""
     width: PositiveInt = 128
     """Transformer width (d_model); frame features are projected to it."""
     layers: PositiveInt = 2
@@ -253,8 +249,7 @@ class TemporalConfig:
     train_missing: bool = True
     """Include annotated frames with no face in the loss (predicted from context)."""
     sampling: Literal["balanced", "uniform"] = "balanced"
-    """Training windows: balanced (drawn with probability proportional to the mean inverse
-    class frequency of their annotated frames) or uniform."""
+    """Training windows: balanced (drawn by the mean inverse class frequency of their frames)."""
     class_weights: bool = False
     """Weight the loss by inverse class frequency (normalised to mean 1)."""
     feature_noise: NonNegative = 0.0
@@ -275,14 +270,14 @@ class TemporalConfig:
     weight_decay: NonNegative = 0.05
     warmup_epochs: NonNegative = 1.0
     finetune_encoder: bool = False
-    """Train the frame encoder (``frame_model``) together with the Temporal Encoder on windows of
-    face crops, instead of on the frozen features of ``train_store`` (docs/temporal.md). Costs a
-    forward and backward pass of the encoder per frame of every window."""
+    """Train the frame encoder (``frame_model``) with the Temporal Encoder on windows of face
+    crops, not on the frozen features of ``train_store`` (docs/temporal.md; costs a forward and
+    backward pass of the encoder per frame of every window)."""
     encoder_lr_scale: NonNegative = 0.1
     """When fine-tuning: the encoder's learning rate as a fraction of ``lr``."""
     frame_loss: NonNegative = 1.0
-    """When fine-tuning: weight of the encoder head's own per-frame loss, which keeps the frame
-    model (its head, the baselines and predict's frame probabilities) in step with the encoder."""
+    """When fine-tuning: weight of the encoder head's own per-frame loss (keeps the frame model
+    in step with the encoder)."""
 
     def __post_init__(self):
         for key in ("stride", "eval_stride"):
@@ -301,6 +296,11 @@ class TemporalConfig:
             raise ConfigError(
                 "temporal.out_of_fold_share: mixes out-of-fold logits with the main model's, "
                 "which needs temporal.cross_fit (K >= 2 folds)"
+            )
+        if self.normalize == "video" and (self.input != "features" or self.finetune_encoder):
+            raise ConfigError(
+                "temporal.normalize: video standardises stored features per video; it needs "
+                "temporal.input=features and no temporal.finetune_encoder"
             )
         if self.input == "logits" and self.finetune_encoder:
             raise ConfigError(

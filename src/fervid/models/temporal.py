@@ -113,6 +113,13 @@ class TemporalEncoder(nn.Module):
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
+    def normalised(self, features, has_image: np.ndarray, video_slices: list[slice]):
+        """A store's ``features`` as this model reads them: per video standardised
+        (:class:`VideoStandardised`) with ``normalize: video``, as they are otherwise."""
+        if self.config.normalize == "video":
+            return VideoStandardised(features, has_image, video_slices)
+        return features
+
     def set_frame_head(self, head: nn.Linear) -> None:
         """Copy the frame model's head (``temporal.input: logits``)."""
         self.frame_head_weight.copy_(head.weight.detach())
@@ -186,6 +193,37 @@ def make_windows(video_slices: list[slice], size: int, stride: int) -> Windows:
     if not starts:
         return Windows(np.zeros(0, np.int64), np.zeros(0, np.int64))
     return Windows(np.concatenate(starts), np.concatenate(lengths))
+
+
+class VideoStandardised:
+    """Rows of a feature array standardised per video: minus the mean of that video's frames with
+    a face, over their std (``temporal.normalize: video``). It takes out what stays constant
+    within a video (who the person is, the camera, the light) and keeps what changes (the
+    expression), so the windows of new people look like the training ones (docs/temporal.md).
+    Indexed by row arrays like the array it wraps; rows with no face stay zero."""
+
+    def __init__(self, features: np.ndarray, has_image: np.ndarray, video_slices: list[slice]):
+        self.features, self.has_image = features, has_image
+        self.shape = features.shape
+        self.video = np.zeros(len(features), dtype=np.int64)
+        self.mean = np.zeros((len(video_slices), features.shape[1]), dtype=np.float32)
+        self.std = np.ones_like(self.mean)
+        for index, rows in enumerate(video_slices):
+            self.video[rows] = index
+            faces = np.asarray(features[rows], dtype=np.float32)[has_image[rows]]
+            if len(faces):
+                self.mean[index] = faces.mean(axis=0)
+                self.std[index] = np.maximum(faces.std(axis=0), 1e-3)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        values = np.asarray(self.features[rows], dtype=np.float32)
+        video = self.video[rows]
+        values = (values - self.mean[video]) / self.std[video]
+        return values * self.has_image[rows][..., None]
 
 
 @dataclass
@@ -270,6 +308,8 @@ def predict_windows(
     size = config.window
     stride = stride or config.eval_stride or max(size // 2, 1)
     windows = make_windows(video_slices, size, stride)
+    if config.normalize == "video":  # as TemporalEncoder.normalised (stubs have only a config)
+        features = VideoStandardised(features, has_image, video_slices)
     averager = WindowAverager(len(has_image), model.head.out_features)
     was_training = model.training
     model.eval()

@@ -73,11 +73,8 @@ def train_stage2(
     torch.manual_seed(config.train.seed)
     table = train_store.table
 
-    windows = make_windows(
-        [rows for _, rows in table.video_slices()],
-        cfg.window,
-        cfg.stride or max(cfg.window // 2, 1),
-    )
+    slices = [rows for _, rows in table.video_slices()]
+    windows = make_windows(slices, cfg.window, cfg.stride or max(cfg.window // 2, 1))
     weights = window_weights(windows, table, cfg)
     steps = cfg.steps_per_epoch or max(1, int((weights > 0).sum()) // cfg.batch_size)
     model = TemporalEncoder(train_store.feature_dim, cfg)
@@ -87,6 +84,7 @@ def train_stage2(
     if reads_logits:
         model.set_frame_head(frame_head(config, train_store))
     source = train_store.logits if reads_logits else train_store.features
+    source = model.normalised(source, table.has_image, slices)  # temporal.normalize
     mixes_own_logits = bool(cfg.cross_fit) and cfg.out_of_fold_share < 1
     mean, std = input_stats(source, table.has_image, train_store.path)
     if mixes_own_logits:  # standardise by the moments of the mixture the windows will hold
