@@ -65,7 +65,12 @@ def test_impossible_cross_fitting_is_refused(overrides):
 
 
 def test_stage2_trains_on_logits_from_the_fold_model_that_never_saw_the_video(tmp_path):
-    overrides = [*TINY, "temporal.input=logits", "temporal.cross_fit=2"]
+    overrides = [
+        *TINY,
+        "temporal.input=logits",
+        "temporal.normalize=global",
+        "temporal.cross_fit=2",
+    ]
     result = demo(tmp_path / "demo", overrides, progress=False)
     assert "cross_fit" in result["seconds"]
     run = tmp_path / "demo" / "run"
@@ -112,7 +117,12 @@ def test_mix_windows_takes_whole_windows_from_the_second_with_the_given_share():
 def test_out_of_fold_share_is_the_share_of_windows_that_read_the_out_of_fold_logits(tmp_path):
     """With share 0 training never reads the store's (out-of-fold) logits: two stores that differ
     only there train the same model; with share 1 they do not."""
-    overrides = [*TINY, "temporal.input=logits", "temporal.cross_fit=2"]
+    overrides = [
+        *TINY,
+        "temporal.input=logits",
+        "temporal.normalize=global",
+        "temporal.cross_fit=2",
+    ]
     demo(tmp_path / "demo", overrides, progress=False)
     run = tmp_path / "demo" / "run"
     oof = FeatureStore.open(run / "features" / "train-out-of-fold")

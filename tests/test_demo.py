@@ -112,6 +112,7 @@ def test_a_temporal_encoder_on_logits_carries_the_frame_head_into_predict(tmp_pa
         f"temporal.val_store={run / 'features' / 'validation'}",
         f"temporal.frame_model={run / 'stage1'}",
         "temporal.input=logits",
+        "temporal.normalize=global",  # the demo's per-video standardisation is for features
     ]
     config = load_config("demo", overrides)
     metrics = train(config, tmp_path / "logits", progress=False, stage=2)

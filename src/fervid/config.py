@@ -299,8 +299,8 @@ class TemporalConfig:
             )
         if self.normalize == "video" and (self.input != "features" or self.finetune_encoder):
             raise ConfigError(
-                "temporal.normalize: video standardises stored features per video; it needs "
-                "temporal.input=features and no temporal.finetune_encoder"
+                "temporal.normalize: video standardises stored features per video and needs "
+                "temporal.input=features, no finetune_encoder (or set temporal.normalize=global)"
             )
         if self.input == "logits" and self.finetune_encoder:
             raise ConfigError(
