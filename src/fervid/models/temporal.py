@@ -210,10 +210,18 @@ class VideoStandardised:
         self.std = np.ones_like(self.mean)
         for index, rows in enumerate(video_slices):
             self.video[rows] = index
-            faces = np.asarray(features[rows], dtype=np.float32)[has_image[rows]]
-            if len(faces):
-                self.mean[index] = faces.mean(axis=0)
-                self.std[index] = np.maximum(faces.std(axis=0), 1e-3)
+            count, total, squares = 0, 0.0, 0.0
+            for start in range(rows.start, rows.stop, 8192):  # bounded memory on long videos
+                chunk = slice(start, min(start + 8192, rows.stop))
+                faces = np.asarray(features[chunk], dtype=np.float64)[has_image[chunk]]
+                count += len(faces)
+                total, squares = total + faces.sum(axis=0), squares + (faces**2).sum(axis=0)
+            if count:
+                mean = total / count
+                self.mean[index] = mean
+                self.std[index] = np.maximum(
+                    np.sqrt(np.maximum(squares / count - mean**2, 0)), 1e-3
+                )
 
     def __len__(self) -> int:
         return len(self.features)
