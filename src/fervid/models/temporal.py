@@ -114,11 +114,8 @@ class TemporalEncoder(nn.Module):
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
     def normalised(self, features, has_image: np.ndarray, video_slices: list[slice]):
-        """A store's ``features`` as this model reads them: per video standardised
-        (:class:`VideoStandardised`) with ``normalize: video``, as they are otherwise."""
-        if self.config.normalize == "video":
-            return VideoStandardised(features, has_image, video_slices)
-        return features
+        """A store's ``features`` as this model reads them (:func:`normalised_for`)."""
+        return normalised_for(self.config, features, has_image, video_slices)
 
     def set_frame_head(self, head: nn.Linear) -> None:
         """Copy the frame model's head (``temporal.input: logits``)."""
@@ -234,6 +231,14 @@ class VideoStandardised:
         return values * self.has_image[rows][..., None]
 
 
+def normalised_for(config: TemporalConfig, features, has_image, video_slices: list[slice]):
+    """``features`` as a Temporal Encoder of ``config`` reads them: per video standardised
+    (:class:`VideoStandardised`) with ``normalize: video``, as they are otherwise."""
+    if config.normalize == "video":
+        return VideoStandardised(features, has_image, video_slices)
+    return features
+
+
 @dataclass
 class WindowBatch:
     features: torch.Tensor
@@ -316,8 +321,7 @@ def predict_windows(
     size = config.window
     stride = stride or config.eval_stride or max(size // 2, 1)
     windows = make_windows(video_slices, size, stride)
-    if config.normalize == "video":  # as TemporalEncoder.normalised (stubs have only a config)
-        features = VideoStandardised(features, has_image, video_slices)
+    features = normalised_for(config, features, has_image, video_slices)
     averager = WindowAverager(len(has_image), model.head.out_features)
     was_training = model.training
     model.eval()
