@@ -5,6 +5,7 @@ short. Every ``import`` counts, those inside functions too; only ``if TYPE_CHECK
 from __future__ import annotations
 
 import ast
+import warnings
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,10 @@ LAYERS = [
     ["fervid.stage1", "fervid.stage2", "fervid.predict"],
     ["fervid.api", "fervid.cli", "fervid.ablation", "fervid.__main__"],
 ]
-MAX_LINES = 400
+WARN_LINES = 350
+"""A file past this many lines is a hint to split it by what it does (a warning, not a failure)."""
+MAX_LINES = 500
+"""The hard limit: no source file is longer."""
 
 
 def module_name(path: Path) -> str:
@@ -112,12 +116,14 @@ def test_groups_of_one_layer_do_not_import_each_other_in_a_cycle():
 
 
 def test_no_source_file_is_over_the_line_limit():
-    long = {
-        str(p.relative_to(SRC)): n
-        for p in SRC.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_LINES
-    }
-    assert not long, f"files over {MAX_LINES} lines: {long}"
+    lengths = {str(p.relative_to(SRC)): len(p.read_text().splitlines()) for p in SRC.rglob("*.py")}
+    long = {name: n for name, n in lengths.items() if n > WARN_LINES}
+    if long:
+        warnings.warn(
+            f"files over {WARN_LINES} lines (split them by what they do): {long}", stacklevel=1
+        )
+    too_long = {name: n for name, n in long.items() if n > MAX_LINES}
+    assert not too_long, f"files over {MAX_LINES} lines: {too_long}"
 
 
 def test_the_old_top_level_modules_are_gone():
