@@ -34,7 +34,7 @@ from fervid.stage2.store import FeatureStore
 from fervid.zoo import load_model
 
 from .conftest import write_colour_coded_affwild2
-from .helpers import max_weight_difference
+from .helpers import STORED_F1_ABS, assert_close_across_cpus, max_weight_difference
 from .test_demo import TINY as TINY_DEMO
 from .test_predict import write_video
 from .test_stage1_supervised import TINY as TINY_STAGE1
@@ -227,7 +227,7 @@ def test_train_stage2_prints_the_comparison_it_writes(tmp_path, capsys):
     assert metrics["macro_f1"] == pytest.approx(comparison["table"]["temporal encoder"]["macro_f1"])
     # the frame model row is the stored logits', as in the legacy comparison
     assert comparison["table"]["frame model"]["macro_f1"] == pytest.approx(
-        EXPECTED["comparison"]["frame model"]["macro_f1"], abs=1e-9
+        EXPECTED["comparison"]["frame model"]["macro_f1"], abs=STORED_F1_ABS
     )
     _, meta = load_weights(run_dir / "model.safetensors")
     assert meta["kind"] == "temporal" and meta["feature_dim"] == 256
@@ -244,8 +244,14 @@ def test_features_of_the_legacy_model_reproduce_the_legacy_store(legacy_data, tm
     assert out.splitlines() == [f"store: {out_dir} (48 frames, 256 features each)"]
     written, legacy = FeatureStore.open(out_dir), FeatureStore.open(LEGACY / "store-validation")
     assert written.meta["complete"] and written.encoder["sha256"] == legacy.encoder["sha256"]
-    for name in ("features.npy", "logits.npy", "present.npy"):
-        assert np.array_equal(np.load(out_dir / name), np.load(LEGACY / "store-validation" / name))
+    # the legacy store was written on another machine: its float32 features and logits agree to
+    # float32 rounding across CPUs, not to the bit; which frames have a face is exact
+    for name in ("features.npy", "logits.npy"):
+        assert_close_across_cpus(
+            np.load(out_dir / name), np.load(LEGACY / "store-validation" / name)
+        )
+    present = np.load(out_dir / "present.npy")
+    assert np.array_equal(present, np.load(LEGACY / "store-validation" / "present.npy"))
     assert list(written.table.frame) == list(legacy.table.frame)
 
 
@@ -258,9 +264,11 @@ def test_evaluate_a_frame_model_gives_the_legacy_frame_scores(legacy_data, tmp_p
     assert code == 0
     metrics = json.loads((out_dir / "metrics.json").read_text())
     expected = EXPECTED["comparison"]["frame model"]
-    assert metrics["macro_f1"] == pytest.approx(expected["macro_f1"], abs=1e-9)
+    assert metrics["macro_f1"] == pytest.approx(expected["macro_f1"], abs=STORED_F1_ABS)
     for name in CLASS_NAMES:
-        assert metrics["per_class_f1"][name] == pytest.approx(expected[name], abs=1e-9), name
+        assert metrics["per_class_f1"][name] == pytest.approx(expected[name], abs=STORED_F1_ABS), (
+            name
+        )
     assert (
         out.splitlines()[0]
         == metric_line(metrics)
@@ -286,7 +294,7 @@ def test_evaluate_with_a_store_gives_the_legacy_comparison(tmp_path, capsys):
     lines = out.splitlines()
     for system, row in EXPECTED["comparison"].items():
         for column, value in row.items():
-            assert comparison["table"][system][column] == pytest.approx(value, abs=1e-9)
+            assert comparison["table"][system][column] == pytest.approx(value, abs=STORED_F1_ABS)
         [line] = [line for line in lines if line.startswith(system)]
         assert line.split()[-9] == f"{row['macro_f1']:.4f}", line
     temporal = EXPECTED["comparison"]["temporal encoder"]
@@ -416,7 +424,8 @@ def test_export_with_install_packages_the_runs_and_installs_the_file(
     assert out.splitlines() == [f"model file: {installed}"]
     assert out_file.is_file() and out_file.with_suffix(".json").is_file()
     assert installed.with_suffix(".json").is_file()
-    # the old export of the same two runs, tensor for tensor
+    # the old export of the same two runs, tensor for tensor (copied, not computed: the same
+    # bits on any machine)
     assert max_weight_difference(installed, LEGACY / "video.safetensors") == 0.0
     assert max_weight_difference(out_file, installed) == 0.0
     _, meta = load_weights(installed)
