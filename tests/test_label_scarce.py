@@ -8,7 +8,7 @@ import pytest
 
 from fervid.config import load_config
 from fervid.data.affwild2 import read_split
-from fervid.data.sources import hidden_label_videos, labelled_split, source_video, split_by_video
+from fervid.data.sources import hidden_label_frames, labelled_split, source_video, split_by_video
 from fervid.data.table import FrameTable
 from fervid.errors import ConfigError
 from fervid.stage1.data import unlabelled_table
@@ -78,7 +78,7 @@ def test_labelled_fraction_moves_train_videos_into_the_pool_with_hidden_truth(tm
     )
     full = read_split(root, "train")
     kept = labelled_split(config.data, "train")
-    hidden = hidden_label_videos(config.data)
+    hidden = hidden_label_frames(config.data)
     assert len(names_of(kept)) == 3 and names_of(kept).isdisjoint(names_of(hidden))
     assert names_of(kept) | names_of(hidden) == names_of(full)
     # the hidden videos' frames with images, with their true labels kept as truth
@@ -94,7 +94,7 @@ def test_labelled_fraction_moves_train_videos_into_the_pool_with_hidden_truth(tm
     config = load_config(
         None, [f"data.root={root}", "data.labelled_fraction=0.5", "ssl.dataset_pool=false"]
     )
-    assert len(unlabelled_table(config)) == len(hidden_label_videos(config.data))
+    assert len(unlabelled_table(config)) == len(hidden_label_frames(config.data))
 
 
 @pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])

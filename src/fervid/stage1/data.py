@@ -23,7 +23,7 @@ from fervid.data.frames import (
     fits_in_memory,
 )
 from fervid.data.samplers import ClassBalancedSampler, UnlabelledSampler
-from fervid.data.sources import hidden_label_videos, labelled_split
+from fervid.data.sources import SPLIT_SOURCE, hidden_label_frames, labelled_split, split_pool
 from fervid.data.table import FrameTable
 from fervid.data.transforms import StrongAugment
 from fervid.data.unlabelled import read_unlabelled_sources
@@ -205,19 +205,32 @@ class Stage1Data:
 
 
 def unlabelled_table(config: Config) -> FrameTable:
-    """The unlabelled pool a config names: ``ssl.unlabelled``, the dataset's own pool, and the
-    train videos ``data.labelled_fraction`` leaves unlabelled (their labels only as truth)."""
-    specs = list(config.ssl.unlabelled)
+    """The unlabelled pool a config names: ``ssl.unlabelled`` (``split:NAME`` entries: a split's
+    frames), the dataset's own pool, and the train frames whose labels ``data.labelled_fraction``
+    or ``data.labels_per_class`` hide (their labels only as truth)."""
+    splits = [s[len(SPLIT_SOURCE) :] for s in config.ssl.unlabelled if s.startswith(SPLIT_SOURCE)]
+    specs = [s for s in config.ssl.unlabelled if not s.startswith(SPLIT_SOURCE)]
     pool = Path(config.data.root) / "unlabelled"
     if config.ssl.dataset_pool and pool.is_dir():
         specs.append(str(pool))
-    hidden = hidden_label_videos(config.data)
-    if not specs and hidden is None:
+    # split:train already holds every train frame, the hidden ones among them
+    hidden = None if "train" in splits else hidden_label_frames(config.data)
+    if not specs and not splits and hidden is None:
         raise ConfigError(
             "ssl.enabled is true but there is no unlabelled source: set ssl.unlabelled "
-            f"(folders or videos), provide {pool}, or set data.labelled_fraction below 1"
+            f"(folders, videos, split:NAME), provide {pool}, or hide train labels "
+            "(data.labels_per_class or data.labelled_fraction)"
         )
     tables = [read_unlabelled_sources(specs)] if specs else []
+    for name in dict.fromkeys(splits):
+        tables.append(split_pool(config.data, name))
+        log.info("unlabelled: %d frames of the %s split", len(tables[-1]), name)
+        if name == config.eval.split:
+            log.warning(
+                "the %s frames are in the unlabelled pool: the %s score is transductive",
+                name,
+                name,
+            )
     if hidden is not None:
         log.info("label-scarce: %d train frames join the unlabelled pool", len(hidden))
         tables.append(hidden)
