@@ -34,6 +34,19 @@ VARIANTS: dict[str, list[str]] = {
     "ssl_flex": ["ssl.enabled=true", "ssl.threshold=flex", "ssl.debias_lambda=0"],
     "ssl_flex_debias": ["ssl.enabled=true", "ssl.threshold=flex", "ssl.debias_lambda=0.5"],
     "ssl_free_debias": ["ssl.enabled=true", "ssl.threshold=free", "ssl.debias_lambda=0.5"],
+    # FlexMatch's warm-up counting only the samples drawn so far (fervid/stage1/thresholds.py)
+    "ssl_flex_drawn": [
+        "ssl.enabled=true",
+        "ssl.threshold=flex",
+        "ssl.flex_unused=drawn",
+        "ssl.debias_lambda=0",
+    ],
+    "ssl_flex_debias_drawn": [
+        "ssl.enabled=true",
+        "ssl.threshold=flex",
+        "ssl.flex_unused=drawn",
+        "ssl.debias_lambda=0.5",
+    ],
 }
 DEFAULT_VARIANTS = ["supervised", "ssl_fixed", "ssl_flex", "ssl_flex_debias"]
 SYSTEMS = ("frame model", "moving average", "temporal encoder")
@@ -66,6 +79,8 @@ def run_ablation(
                 )
                 results.setdefault(variant, []).append(row)
     table = ablation_table(results)
+    if "supervised" in results and len(results) > 1:
+        table += "\n" + paired_table(results)
     if data_seeds and len(data_seeds) > 1:
         table += "\n" + per_draw_table(results)
     atomic_write_text(out / "results.md", table)
@@ -237,6 +252,34 @@ def temporal_wins(runs: list[dict]) -> str:
 def ssl_cell(runs: list[dict], key: str) -> str:
     values = [run["ssl"][key] for run in runs if run.get("ssl") and run["ssl"][key] is not None]
     return f"{np.mean(values):.2f}" if values else "-"
+
+
+def paired_table(results: dict[str, list[dict]], baseline: str = "supervised") -> str:
+    """Markdown: each variant minus ``baseline`` on the same (data draw, training seed), stage
+    1's macro F1: the mean difference ± its std, its standard error (std / sqrt(pairs)), and
+    how many pairs are positive. A variant gains beyond the spread when its mean is above
+    twice its standard error."""
+    base = {pair_of(run): run["macro_f1"] for run in results[baseline]}
+    lines = [
+        f"| variant - {baseline} | pairs | mean ± std | standard error | positive |",
+        "|---|---|---|---|---|",
+    ]
+    for variant, runs in results.items():
+        paired = [run for run in runs if pair_of(run) in base]
+        if variant == baseline or not paired:
+            continue
+        differences = np.array([run["macro_f1"] - base[pair_of(run)] for run in paired])
+        std = differences.std(ddof=1) if len(differences) > 1 else 0.0
+        error = std / np.sqrt(len(differences))
+        positive = f"{int((differences > 0).sum())}/{len(differences)}"
+        mean = f"{differences.mean():+.4f} ± {std:.4f}"
+        lines.append(f"| {variant} | {len(differences)} | {mean} | {error:.4f} | {positive} |")
+    return "\n".join(lines) + "\n"
+
+
+def pair_of(run: dict) -> tuple:
+    """(data draw, training seed): what two variants' runs share when they are paired."""
+    return run.get("data_seed"), run["seed"]
 
 
 def per_draw_table(results: dict[str, list[dict]]) -> str:
