@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from fervid.data import affwild2
-from fervid.data.affwild2 import read_split, read_test_frames, read_video_frames
+from fervid.data.affwild2 import read_split, read_video_frames
 from fervid.data.check import check_dataset
+from fervid.data.frame_lists import read_test_frames
 from fervid.errors import DataError
 from fervid.labels import ABAW_HEADER
 

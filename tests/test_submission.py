@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from fervid.cli import main
-from fervid.data.affwild2 import read_test_frames, unannotated_videos
+from fervid.data.affwild2 import unannotated_videos
+from fervid.data.frame_lists import read_test_frames
 from fervid.errors import DataError
 from fervid.evaluate import SUBMISSION_HEADER, write_submission
 
@@ -75,7 +76,10 @@ def test_an_ensemble_submission_covers_every_listed_frame_once(challenge, tmp_pa
     probabilities = pd.read_parquet(out.with_suffix(".parquet"))
     assert len(probabilities) == len(expected)
     no_face = probabilities[~probabilities["has_image"]]
-    assert len(no_face) == 3 * (len(NO_IMAGE) + 3) and no_face["filled"].all()
+    assert len(no_face) == 3 * (len(NO_IMAGE) + 3)
+    # the video model's Temporal Encoder predicts the frames without a face from the faces
+    # around them (the frame model does not): nothing is left for the neighbour fill
+    assert not no_face["filled"].any()
     assert np.allclose(probabilities[list(probabilities.columns[-8:])].sum(axis=1), 1, atol=1e-5)
     # the labels are the argmax of the averaged probabilities
     argmax = probabilities[list(probabilities.columns[-8:])].to_numpy().argmax(axis=1)

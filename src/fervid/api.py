@@ -167,39 +167,51 @@ def submit(
 ) -> dict:
     """The ABAW EXPR submission file for the test videos of ``config.data.root``.
 
-    ``videos``: the organisers' list (one name per line, or the sample submission, which fixes
-    the exact frames), or names; None = every folder of ``cropped_aligned`` that has no
-    annotation file in the training or validation set. Every frame is predicted (frames with no
-    face crop filled from their neighbours) by the models' mean probabilities; the file is
-    checked for completeness before it is written atomically, with the per-frame probabilities
-    beside it (``.parquet``). Features go to ``work`` (default ``<out>-features/``): rerun the
-    same command to finish a killed run."""
+    ``videos``: the organisers' list (one name per line, their sample submission or frame list,
+    which fix the exact frames), or names; None = every folder of ``cropped_aligned`` that has no
+    annotation file in the training or validation set. The frame list the file must cover
+    (:func:`fervid.data.frame_lists.read_test_frames`: the listed frames, else each video's
+    annotation length, else its last face crop, with a warning) is read apart from the frames
+    the models run over (each video's frame axis); every listed frame gets the models' mean
+    probabilities, frames no model predicted filled from their neighbours, and frames after a
+    video's last face crop are named in a warning and in ``after_last_face``. The file is
+    checked against the list (each frame once, nothing else) before it is written atomically,
+    rows in the list's video order, frames ascending, with the per-frame probabilities beside
+    it (``.parquet``). Features go to ``work`` (default ``<out>-features/``): rerun the same
+    command to finish a killed run."""
     from fervid import schema
-    from fervid.data.affwild2 import read_test_frames, unannotated_videos
+    from fervid.data.affwild2 import unannotated_videos
+    from fervid.data.frame_lists import read_test_frames
     from fervid.evaluate import write_submission
     from fervid.runtime.io import atomic_path
-    from fervid.stage2.submission import ensemble_predictions
+    from fervid.stage2.submission import predict_frames
 
     out = Path(out)
     check_output_folder(out.parent)
     work = Path(work) if work else out.with_name(out.stem + "-features")
     if videos is None:
         videos = unannotated_videos(config.data.root, config.data.annotations)
-    table = read_test_frames(config.data.root, videos)
-    predictions = ensemble_predictions(
-        models, table, work, **split_options(config), progress=progress
+    wanted = read_test_frames(config.data.root, videos, config.data.annotations)
+    predictions, after_last_face = predict_frames(
+        models, wanted, config.data.root, work, **split_options(config), progress=progress
     )
-    names = [table.videos[v] for v in table.video]
-    write_submission(out, names, table.frame, predictions[schema.PRED], expected=table)
+    write_submission(
+        out,
+        predictions[schema.VIDEO].astype(str),
+        predictions[schema.FRAME],
+        predictions[schema.PRED],
+        expected=wanted,
+    )
     probabilities = out.with_suffix(".parquet")
     with atomic_path(probabilities) as temporary:
         predictions.drop(columns=[schema.LABEL]).to_parquet(temporary, index=False)
     return {
         "submission": str(out),
         "probabilities": str(probabilities),
-        "videos": len(table.videos),
-        "frames": len(table),
+        "videos": len(wanted.videos),
+        "frames": len(predictions),
         "frames_filled": int(predictions[schema.FILLED].sum()),
+        "after_last_face": after_last_face,
     }
 
 

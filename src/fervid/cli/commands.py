@@ -101,6 +101,8 @@ def cmd_submit(args, progress: bool) -> int:
         f"submission: {summary['submission']} ({summary['videos']} videos, {summary['frames']} "
         f"frames, {summary['frames_filled']} filled from neighbours)"
     )
+    for video, count in summary["after_last_face"].items():
+        print(f"{video}: {count} listed frames after its last face crop, predicted without a face")
     print(f"probabilities: {summary['probabilities']}")
     return 0
 

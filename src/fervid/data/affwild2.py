@@ -112,7 +112,7 @@ class AnnotatedVideo:
 
 def image_dir(root: str | Path) -> Path:
     """``ROOT/cropped_aligned``, checked to exist."""
-    folder = _absolute(root) / IMAGE_DIR
+    folder = absolute(root) / IMAGE_DIR
     if not folder.is_dir():
         raise DataError(
             folder, f"missing image folder (expected ROOT/{IMAGE_DIR}/<video>/00001.jpg)"
@@ -125,7 +125,7 @@ def split_dir(root: str | Path, split: str, annotations: str | Path | None = Non
     holding ``EXPR_Recognition_Challenge/`` or that folder itself."""
     if split not in SPLIT_FOLDERS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_FOLDERS)}")
-    base = _absolute(root if annotations is None else annotations)
+    base = absolute(root if annotations is None else annotations)
     challenge = base if (base / SPLIT_FOLDERS[split]).is_dir() else base / CHALLENGE_DIR
     folder = challenge / SPLIT_FOLDERS[split]
     if not folder.is_dir():
@@ -183,13 +183,20 @@ def _read_video(path: Path, images_root: Path) -> AnnotatedVideo:
     return AnnotatedVideo(name=name, annotation=path, labels=labels, images=images)
 
 
-def _table(videos: list[AnnotatedVideo], images_root: Path) -> FrameTable:
+def _table(videos: list[AnnotatedVideo], images_root: Path, every_frame: bool) -> FrameTable:
     index, frames, labels, has_image = [], [], [], []
     for number, video in enumerate(videos):
-        frame = np.flatnonzero(video.labels != IGNORE_LABEL).astype(np.int32) + 1
+        if every_frame:  # the video's frame axis: 1..its last frame, annotated or not
+            last = max(len(video.labels), video.images.last_frame)
+            frame = np.arange(1, last + 1, dtype=np.int32)
+            label = np.full(last, IGNORE_LABEL, dtype=np.int8)
+            label[: len(video.labels)] = video.labels
+        else:
+            frame = np.flatnonzero(video.labels != IGNORE_LABEL).astype(np.int32) + 1
+            label = video.labels[frame - 1]
         index.append(np.full(len(frame), number, dtype=np.int32))
         frames.append(frame)
-        labels.append(video.labels[frame - 1])
+        labels.append(label)
         has_image.append(video.images.lookup(frame))
     return FrameTable(
         videos=[video.name for video in videos],
@@ -208,15 +215,25 @@ def frame_pattern(images_root: Path, video: str, extension: str = ".jpg") -> str
 
 
 def read_split(
-    root: str | Path, split: str, annotations: str | Path | None = None, cache: bool = True
+    root: str | Path,
+    split: str,
+    annotations: str | Path | None = None,
+    cache: bool = True,
+    every_frame: bool = False,
 ) -> FrameTable:
     """One row per annotated frame (label != -1) of ``split`` ("train" or "validation"), videos
     sorted by name, frames ascending; ``has_image`` says whether the crop exists.
 
+    ``every_frame``: each video on its frame axis instead, one row per frame from 1 to its last
+    frame (its annotation file's length, or its last face crop if that comes later), whether
+    annotated (label -1 otherwise) or with a crop (``has_image`` False otherwise): what feature
+    stores hold, so that row distances are frame distances.
+
     Raises DataError on the first bad input (run ``check_dataset`` to see all of them)."""
     images_root = image_dir(root)
     folder = split_dir(root, split, annotations)
-    cache_file = _cache_file(images_root, folder, split) if cache else None
+    kind = f"{split}-every-frame" if every_frame else split
+    cache_file = _cache_file(images_root, folder, kind) if cache else None
     if cache_file is not None and cache_file.exists():
         try:
             return FrameTable.load(cache_file)
@@ -227,58 +244,14 @@ def read_split(
         first = problems[0]
         more = f" (and {len(problems) - 1} more problems; `fervid data check` lists them)"
         raise DataError(first.path, first.problem + (more if len(problems) > 1 else ""), first.line)
-    table = _table(videos, images_root)
+    table = _table(videos, images_root, every_frame)
     if cache_file is not None:
         _write_cache(table, cache_file)
     return table
 
 
 # --------------------------------------------------------------------------------------------
-# Unannotated frames: the test set and feature extraction
-
-
-def read_test_frames(root: str | Path, videos: str | Path | Iterable[str]) -> FrameTable:
-    """Every frame to predict for the given videos, labels -1.
-
-    ``videos`` is a list of names or a file: either one video name per line, or the organisers'
-    sample submission (``image_location,...`` header, then ``<video>/<NNNNN>.jpg,...`` rows), which
-    fixes the exact frames. For a plain name the frames are 1..the last image of its folder."""
-    images_root = image_dir(root)
-    if isinstance(videos, (str, Path)):
-        wanted = _frames_from_file(Path(videos))
-    else:
-        wanted = dict.fromkeys(str(name) for name in videos)
-    tables = []
-    for name, frames in wanted.items():
-        images = scan_images(images_root / name)
-        if images is None or images.count == 0:
-            raise DataError(images_root / name, "test video has no image folder (or no images)")
-        if frames is None:
-            frames = np.arange(1, images.last_frame + 1)
-        tables.append(_video_table(images_root, name, images, frames.astype(np.int32)))
-    return _joined(tables)
-
-
-def _frames_from_file(path: Path) -> dict[str, np.ndarray | None]:
-    """Frames per video of a sample submission; ``None`` frames for a plain list of names."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as error:
-        raise DataError(path, f"cannot read video list ({error.strerror})") from error
-    rows = [line.strip() for line in lines if line.strip()]
-    if not rows:
-        raise DataError(path, "empty video list")
-    if not rows[0].startswith("image_location"):
-        return dict.fromkeys(rows)
-    frames: dict[str, list[int]] = {}
-    for number, row in enumerate(rows[1:], start=2):
-        location = row.split(",", 1)[0]
-        video, _, image = location.rpartition("/")
-        stem = os.path.splitext(image)[0]
-        if not video or not stem.isdigit():
-            raise DataError(path, f"{location!r} is not <video>/<NNNNN>.jpg", line=number)
-        frames.setdefault(video, []).append(int(stem))
-    return {video: np.unique(np.asarray(numbers)) for video, numbers in frames.items()}
+# Unannotated frames: the test videos and feature extraction
 
 
 def unannotated_videos(root: str | Path, annotations: str | Path | None = None) -> list[str]:
@@ -315,11 +288,11 @@ def read_video_frames(root: str | Path, videos: Iterable[str] | None = None) -> 
         images = scan_images(images_root / name)
         if images is None:
             raise DataError(images_root / name, "no such video folder")
-        tables.append(_video_table(images_root, name, images, images.frames()))
-    return _joined(tables)
+        tables.append(video_table(images_root, name, images, images.frames()))
+    return joined(tables)
 
 
-def _video_table(
+def video_table(
     images_root: Path, name: str, images: VideoImages, frames: np.ndarray
 ) -> FrameTable:
     return FrameTable(
@@ -332,7 +305,7 @@ def _video_table(
     )
 
 
-def _joined(tables: list[FrameTable]) -> FrameTable:
+def joined(tables: list[FrameTable]) -> FrameTable:
     return FrameTable.concat(tables) if tables else FrameTable([], [], [], [], [], [])
 
 
@@ -346,7 +319,7 @@ def cache_dir(root: str | Path) -> Path:
     override = os.environ.get("FERVID_CACHE_DIR")
     if override:
         return Path(override).expanduser()
-    local = _absolute(root) / ".fervid_cache"
+    local = absolute(root) / ".fervid_cache"
     try:
         local.mkdir(exist_ok=True)
         if os.access(local, os.W_OK):
@@ -390,7 +363,7 @@ def _write_cache(table: FrameTable, path: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def _absolute(path: str | Path) -> Path:
+def absolute(path: str | Path) -> Path:
     return Path(os.path.abspath(Path(path).expanduser()))
 
 

@@ -22,10 +22,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fervid.config import DataConfig
-from fervid.data.affwild2 import read_split, read_video_frames
+from fervid.data.affwild2 import read_split
 from fervid.data.frames import CorruptImageCounter, FrameDataset, collate_frames
 from fervid.data.table import FrameTable
-from fervid.labels import IGNORE_LABEL
 from fervid.models.frame import FrameModel, load_frame_model
 from fervid.runtime.dist import barrier, is_main, main_first, rank, sum_over_processes, world_size
 from fervid.runtime.training import pick_device
@@ -46,26 +45,13 @@ SAVE_EVERY_S = 0.5
 
 
 def split_frames(data: DataConfig, split: str) -> FrameTable:
-    """Every frame of the split's videos that is annotated or has an image, sorted by video and
-    frame: the annotated rows of ``read_split`` plus the unannotated frames that have a face
-    crop (label -1), so that windows see videos whole."""
-    annotated = read_split(data.root, split, annotations=data.annotations)
-    images = read_video_frames(data.root, annotated.videos)
-    key_annotated = annotated.video.astype(np.int64) << 32 | annotated.frame
-    key_images = images.video.astype(np.int64) << 32 | images.frame
-    keys = np.union1d(key_annotated, key_images)
-    label = np.full(len(keys), IGNORE_LABEL, dtype=np.int8)
-    label[np.searchsorted(keys, key_annotated)] = annotated.label
-    has_image = np.zeros(len(keys), dtype=bool)
-    has_image[np.searchsorted(keys, key_images)] = True
-    return FrameTable(
-        videos=annotated.videos,
-        patterns=annotated.patterns,
-        video=(keys >> 32).astype(np.int32),
-        frame=(keys & 0xFFFFFFFF).astype(np.int32),
-        label=label,
-        has_image=has_image,
-    )
+    """Every frame of the split's videos on its frame axis, sorted by video and frame: one row
+    per frame from 1 to the video's last frame (its annotation file's length, or its last face
+    crop if that comes later), label -1 where not annotated, ``has_image`` False where there is
+    no crop. Unannotated frames with a face are context for their neighbours; frames with
+    neither keep the spacing, so row distances are frame distances, as in the test-set stores
+    (:func:`fervid.data.frame_lists.frame_axis`)."""
+    return read_split(data.root, split, annotations=data.annotations, every_frame=True)
 
 
 def extract_features(

@@ -31,7 +31,10 @@ from fervid.labels import NUM_CLASSES
 from fervid.models.frame import FrameModel
 from fervid.runtime.io import atomic_write_text
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+"""2: every video on its frame axis (consecutive frames; frames with neither a label nor a face
+crop are rows without a face). Format-1 stores skipped such frames; they open only when none of
+their videos skips a frame (then they are format-2 stores already)."""
 STORE_FILES = ("store.json", "index.npz", "features.npy", "logits.npy", "present.npy")
 
 
@@ -103,6 +106,7 @@ def open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> dic
                 f"this store holds features made {made} flip test-time augmentation "
                 f"(eval.flip); use the same setting, another --out, or delete {out}",
             )
+        check_frame_axis(out, meta, FrameTable.load(out / "index.npz"))
         if not same_frames(FrameTable.load(out / "index.npz"), table):
             raise DataError(
                 out / "index.npz",
@@ -111,6 +115,15 @@ def open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> dic
             )
         gather_progress(out)
         return meta
+    gap = frame_gap(table)
+    if gap is not None:
+        video, before, after = gap
+        raise DataError(
+            out,
+            f"the rows of video {video} jump from frame {before} to frame {after}: a store holds "
+            "every frame of a video, frames without a face crop as rows without one (build the "
+            "table with split_frames, or frame_axis for a frame list)",
+        )
     if out.exists() and any(
         not p.name.startswith(".") and p.name not in STORE_FILES for p in out.iterdir()
     ):
@@ -139,6 +152,18 @@ def open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> dic
     return meta
 
 
+def frame_gap(table: FrameTable) -> tuple[str, int, int] | None:
+    """The first video whose rows are not consecutive frames: (name, the frame before the jump,
+    the frame after it); None when every video's rows are consecutive frames."""
+    step = np.diff(table.frame) != 1
+    same_video = np.diff(table.video) == 0
+    jumps = np.flatnonzero(step & same_video)
+    if len(jumps) == 0:
+        return None
+    row = int(jumps[0])
+    return table.videos[table.video[row]], int(table.frame[row]), int(table.frame[row + 1])
+
+
 def video_names(table: FrameTable) -> set[str]:
     """Names of the videos that have rows in ``table``."""
     return {table.videos[video] for video, _ in table.video_slices()}
@@ -150,6 +175,23 @@ def same_frames(a: FrameTable, b: FrameTable) -> bool:
         and np.array_equal(a.video, b.video)
         and np.array_equal(a.frame, b.frame)
         and np.array_equal(a.label, b.label)
+    )
+
+
+def check_frame_axis(path: Path, meta: dict, table: FrameTable) -> None:
+    """DataError, saying how to rebuild it, for a store written before stores kept every frame
+    (format 1) whose videos skip frames: windows and moving averages would take the frames on
+    both sides of the gap for neighbours. A format-1 store without such gaps reads as before."""
+    gap = frame_gap(table)
+    if gap is None or meta.get("format_version", 0) >= STORE_FORMAT:
+        return
+    video, before, after = gap
+    raise DataError(
+        path,
+        f"this store was written by an older fervid (store format {meta.get('format_version', 0)})"
+        f" that skipped frames with neither a label nor a face crop (video {video} jumps from "
+        f"frame {before} to {after}), so its rows are not frames apart; rebuild it: delete {path} "
+        "and rerun `fervid features` with the same --model, --split and --out",
     )
 
 
@@ -260,6 +302,7 @@ class FeatureStore:
                 "rerun `fervid features` with the same --out to finish it",
             )
         table = FrameTable.load(path / "index.npz")
+        check_frame_axis(path, meta, table)
         features = np.load(path / "features.npy", mmap_mode="r")
         logits = np.load(path / "logits.npy", mmap_mode="r")
         if features.shape != (len(table), meta["feature_dim"]) or len(logits) != len(table):

@@ -5,8 +5,10 @@ Each model (an exported video model: frame encoder + Temporal Encoder, or a fram
 stage-1 run or its model file) runs its encoder once over every frame that has a face crop,
 into a feature store of its own under ``work`` (resumable: rerun the same command to finish a
 killed run; a finished store is reused). The Temporal Encoder, when the model has one, then runs
-over the store's overlapping windows; frames with no face crop are filled from their
-neighbours. With several models the filled probabilities are averaged (an ensemble).
+over the store's overlapping windows. With several models each frame gets the mean of the
+models that predicted it (an ensemble); only frames that no model predicted (no face crop, and
+no Temporal Encoder predicting them from the faces around them) are filled from their
+neighbours, by the same ``evaluate.prediction_table`` as every evaluation.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from fervid import schema
+from fervid.data.frame_lists import frame_axis
 from fervid.data.table import FrameTable
 from fervid.errors import DataError
 from fervid.evaluate import prediction_table
@@ -59,10 +63,12 @@ def model_probabilities(
     device: str = "cpu",
     flip: bool = False,
     progress: bool = True,
-) -> np.ndarray:
-    """(rows x 8) probabilities of one model for every row of ``table``: the Temporal Encoder's
-    when the model has one, else its frame head's; rows without a face crop filled from their
-    neighbours. Features go to ``work/<model sha256[:12]>``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """One model's (rows x 8) probabilities for the rows of ``table`` (on its frame axis), and
+    which rows it predicted: the Temporal Encoder's when the model has one (with
+    ``temporal.missing: context`` it predicts frames without a face too), else its frame head's
+    on the frames with a face. The other rows are zeros and not predicted; nothing is filled
+    here. Features go to ``work/<model sha256[:12]>``."""
     path = resolve_split_model(model)
     loaded = load_model(path)
     frame = loaded.frame if isinstance(loaded, VideoModel) else loaded
@@ -73,19 +79,54 @@ def model_probabilities(
         frame, table, store_dir, batch_size, workers, device, progress, flip=flip
     )
     if temporal is not None:
-        probs, known = temporal_probabilities(temporal.to(frame.head.weight.device), store)
-    else:
-        probs, known = store.frame_probabilities()
-    filled = prediction_table(store.table, probs, known)
-    return filled[list(schema.PROB_COLUMNS)].to_numpy(np.float32)
+        return temporal_probabilities(temporal.to(frame.head.weight.device), store)
+    return store.frame_probabilities()
 
 
-def ensemble_predictions(models: list[str | Path], table: FrameTable, work: str | Path, **options):
-    """Per-frame predictions (``evaluate.prediction_table``) for every row of ``table`` from the
-    mean of the models' probabilities (one model: its own)."""
+def ensemble_predictions(
+    models: list[str | Path], table: FrameTable, work: str | Path, **options
+) -> pd.DataFrame:
+    """Per-frame predictions (``evaluate.prediction_table``) for every row of ``table`` (each
+    video on its frame axis): each frame gets the mean probabilities of the models that
+    predicted it (one model: its own, exactly as its evaluation has them); only the frames that
+    no model predicted are filled from their neighbours."""
     if not models:
         raise DataError("--model", "no model given")
     total = np.zeros((len(table), len(schema.PROB_COLUMNS)), np.float64)
+    count = np.zeros(len(table), np.int64)
     for model in models:
-        total += model_probabilities(model, table, work, **options)
-    return prediction_table(table, (total / len(models)).astype(np.float32), table.has_image)
+        probs, known = model_probabilities(model, table, work, **options)
+        total[known] += probs[known]
+        count += known
+    mean = (total / np.maximum(count, 1)[:, None]).astype(np.float32)
+    return prediction_table(table, mean, count > 0)
+
+
+def predict_frames(
+    models: list[str | Path], wanted: FrameTable, root: str | Path, work: str | Path, **options
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Predictions for exactly the frames of ``wanted`` (a frame list, in its order), and the
+    frames after each video's last face crop that had to be filled, per video (a warning names
+    them). The models run over each video's whole frame axis (1 to its last listed frame or
+    face crop), so every frame sees the same spacing as in training and validation."""
+    axis = frame_axis(root, wanted)
+    predictions = ensemble_predictions(models, axis, work, **options)
+    index = {name: number for number, name in enumerate(axis.videos)}
+    video = np.array([index.get(name, -1) for name in wanted.videos], np.int64)[wanted.video]
+    keys = axis.video.astype(np.int64) << 32 | axis.frame  # ascending: videos, then frames
+    rows = np.searchsorted(keys, video << 32 | wanted.frame)  # the axis holds every listed frame
+    after_last_face: dict[str, int] = {}
+    for number, span in axis.video_slices():
+        faces = np.flatnonzero(axis.has_image[span])
+        last_face = int(axis.frame[span][faces[-1]]) if len(faces) else 0
+        count = int((wanted.frame[video == number] > last_face).sum())
+        if count:
+            after_last_face[axis.videos[number]] = count
+            log.warning(
+                "%s: %d listed frames come after its last face crop (frame %d); they are "
+                "predicted from the frames before it",
+                axis.videos[number],
+                count,
+                last_face,
+            )
+    return predictions.iloc[rows].reset_index(drop=True), after_last_face
