@@ -23,6 +23,15 @@ from tqdm import tqdm
 from fervid.config import TemporalConfig
 from fervid.errors import ConfigError, DataError
 from fervid.labels import NUM_CLASSES
+from fervid.models.windows import (  # noqa: F401 - the window helpers, importable from here too
+    VideoStandardised,
+    WindowAverager,
+    Windows,
+    make_windows,
+    normalised_for,
+    predict_windows_with,
+    window_arrays,
+)
 from fervid.runtime.registry import Registry
 
 POSITIONAL_ENCODINGS: Registry[nn.Module] = Registry("positional encoding")
@@ -158,88 +167,6 @@ class TemporalEncoder(nn.Module):
 
 
 @dataclass
-class Windows:
-    starts: np.ndarray
-    """int64, first row of each window."""
-    lengths: np.ndarray
-    """int64, rows of the video in each window (<= T); the rest of the window is padding."""
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-
-def make_windows(video_slices: list[slice], size: int, stride: int) -> Windows:
-    """Windows of ``size`` rows every ``stride`` rows within each video, the first at the video's
-    first row, the last the first one reaching its end (padded past it). A video shorter than
-    ``size`` is one padded window. Windows never cross videos."""
-    if size < 1 or stride < 1:
-        raise ConfigError(f"window size and stride must be positive (got {size}, {stride})")
-    if stride > size:
-        raise ConfigError(
-            f"window stride {stride} is larger than the window ({size}): the frames between "
-            "two windows would be skipped"
-        )
-    starts, lengths = [], []
-    for rows in video_slices:
-        count = rows.stop - rows.start
-        if count <= 0:
-            continue
-        offsets = np.arange(1 + max(0, -(-(count - size) // stride)), dtype=np.int64) * stride
-        starts.append(rows.start + offsets)
-        lengths.append(np.minimum(size, count - offsets))
-    if not starts:
-        return Windows(np.zeros(0, np.int64), np.zeros(0, np.int64))
-    return Windows(np.concatenate(starts), np.concatenate(lengths))
-
-
-class VideoStandardised:
-    """Rows of a feature array standardised per video: minus the mean of that video's frames with
-    a face, over their std (``temporal.normalize: video``). It takes out what stays constant
-    within a video (who the person is, the camera, the light) and keeps what changes (the
-    expression), so the windows of new people look like the training ones (docs/temporal.md).
-    Indexed by row arrays like the array it wraps; rows with no face stay zero."""
-
-    def __init__(self, features: np.ndarray, has_image: np.ndarray, video_slices: list[slice]):
-        self.features, self.has_image = features, has_image
-        self.shape = features.shape
-        self.video = np.zeros(len(features), dtype=np.int64)
-        self.mean = np.zeros((len(video_slices), features.shape[1]), dtype=np.float32)
-        self.std = np.ones_like(self.mean)
-        for index, rows in enumerate(video_slices):
-            self.video[rows] = index
-            count, total, squares = 0, 0.0, 0.0
-            for start in range(rows.start, rows.stop, 8192):  # bounded memory on long videos
-                chunk = slice(start, min(start + 8192, rows.stop))
-                faces = np.asarray(features[chunk], dtype=np.float64)[has_image[chunk]]
-                count += len(faces)
-                total, squares = total + faces.sum(axis=0), squares + (faces**2).sum(axis=0)
-            if count:
-                mean = total / count
-                self.mean[index] = mean
-                self.std[index] = np.maximum(
-                    np.sqrt(np.maximum(squares / count - mean**2, 0)), 1e-3
-                )
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
-        rows = np.asarray(rows)
-        values = np.asarray(self.features[rows], dtype=np.float32)
-        video = self.video[rows]
-        values = (values - self.mean[video]) / self.std[video]
-        return values * self.has_image[rows][..., None]
-
-
-def normalised_for(config: TemporalConfig, features, has_image, video_slices: list[slice]):
-    """``features`` as a Temporal Encoder of ``config`` reads them: per video standardised
-    (:class:`VideoStandardised`) with ``normalize: video``, as they are otherwise."""
-    if config.normalize == "video":
-        return VideoStandardised(features, has_image, video_slices)
-    return features
-
-
-@dataclass
 class WindowBatch:
     features: torch.Tensor
     """float32 (B, T, D); zeros at padding."""
@@ -262,13 +189,7 @@ def gather_windows(
     size: int,
 ) -> WindowBatch:
     """The windows ``chosen`` (indices into ``windows``) read from (memory-mapped) arrays."""
-    starts = windows.starts[chosen][:, None]
-    offsets = np.arange(size)[None, :]
-    real = offsets < windows.lengths[chosen][:, None]
-    rows = np.where(real, starts + offsets, starts)
-    values = np.asarray(features[rows.ravel()], dtype=np.float32).reshape(*rows.shape, -1)
-    values[~real] = 0.0
-    mask = ~(real & has_image[rows])
+    values, mask, real, rows = window_arrays(features, has_image, windows, chosen, size)
     if labels is None:
         targets = np.full(rows.shape, -1, dtype=np.int64)
     else:
@@ -276,26 +197,6 @@ def gather_windows(
     return WindowBatch(
         torch.from_numpy(values), torch.from_numpy(mask), torch.from_numpy(targets), real, rows
     )
-
-
-class WindowAverager:
-    """Per-row mean of the probabilities of every window position that covers the row."""
-
-    def __init__(self, rows: int, classes: int = NUM_CLASSES):
-        self.sums = np.zeros((rows, classes), dtype=np.float64)
-        self.counts = np.zeros(rows, dtype=np.int64)
-
-    def add(self, probs: np.ndarray, rows: np.ndarray, use: np.ndarray) -> None:
-        """``probs`` (B, T, C) of windows whose positions are store ``rows`` (B, T); only
-        positions where ``use`` is true count."""
-        np.add.at(self.sums, rows[use], probs[use])
-        np.add.at(self.counts, rows[use], 1)
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities float32, known): rows no window predicted are zeros and not known."""
-        known = self.counts > 0
-        probs = self.sums / np.maximum(self.counts, 1)[:, None]
-        return probs.astype(np.float32), known
 
 
 @torch.no_grad()
@@ -316,28 +217,23 @@ def predict_windows(
     are left unknown (``evaluate.prediction_table`` interpolates them). Rows of windows with no
     face at all are unknown either way (a video with no face ends up uniform). Runs on the
     device of the model's parameters."""
-    config = model.config
     device = model.head.weight.device
-    size = config.window
-    stride = stride or config.eval_stride or max(size // 2, 1)
-    windows = make_windows(video_slices, size, stride)
-    features = normalised_for(config, features, has_image, video_slices)
-    averager = WindowAverager(len(has_image), model.head.out_features)
+
+    def run(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        logits = model(torch.from_numpy(values).to(device), torch.from_numpy(mask).to(device))
+        return logits.float().softmax(dim=-1).cpu().numpy()
+
+    def batches(starts):
+        return tqdm(starts, desc="temporal", unit="batch", leave=False, disable=not progress)
+
     was_training = model.training
     model.eval()
-    starts = range(0, len(windows), batch_size)
-    for start in tqdm(starts, desc="temporal", unit="batch", leave=False, disable=not progress):
-        chosen = np.arange(start, min(start + batch_size, len(windows)))
-        batch = gather_windows(features, has_image, None, windows, chosen, size)
-        logits = model(batch.features.to(device), batch.mask.to(device))
-        probs = logits.float().softmax(dim=-1).cpu().numpy()
-        mask = batch.mask.numpy()
-        use = batch.real & ~mask.all(axis=1, keepdims=True)
-        if config.missing == "neighbours":
-            use &= ~mask
-        averager.add(probs, batch.rows, use)
-    model.train(was_training)
-    return averager.result()
+    try:
+        return predict_windows_with(
+            run, model.config, features, has_image, video_slices, batch_size, stride, batches
+        )
+    finally:
+        model.train(was_training)
 
 
 def load_temporal_model(path: str | Path) -> tuple[TemporalEncoder, dict]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from fervid import schema
 from fervid.data.sequences import fill_from_neighbours, moving_average
@@ -33,16 +33,15 @@ from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
 from fervid.predict.stream import Drops, in_background, stamped, stop_on_ctrl_c
 from fervid.predict.tracks import TrackDetections, TrackedFaces
-from fervid.runtime.training import pick_device
-from fervid.video.align import align_faces
 from fervid.video.decode import StreamSource, as_source, read_frames
 from fervid.video.detect import build_detector
 from fervid.video.faces import track_faces
 from fervid.video.track import FaceTracker
 from fervid.zoo import default_model, load_model
 from fervid.zoo.ensemble import EnsembleModel
+from fervid.zoo.onnx_model import predict_threads
+from fervid.zoo.preprocess import face_crops
 from fervid.zoo.store import read_sidecar, resolve_model
-from fervid.zoo.video_model import VideoModel, as_video_model
 
 log = logging.getLogger("fervid")
 
@@ -131,18 +130,18 @@ class Predictor:
             log.info("no --model given: using the installed real-face model %s", model)
         paths = [resolve_model(m) for m in (model if isinstance(model, list) else [model])]
         sidecars = [read_sidecar(path) for path in paths]
-        models = [as_video_model(load_model(p), s) for p, s in zip(paths, sidecars, strict=True)]
+        self.device = "cpu"
+        models = [self._load(p, s, device) for p, s in zip(paths, sidecars, strict=True)]
         self.model_path = paths[0] if len(paths) == 1 else paths
         self.model = models[0] if len(models) == 1 else EnsembleModel(models, list(map(str, paths)))
-        meta = sidecars[0] if len(paths) == 1 else self.model.meta
+        ensemble = isinstance(self.model, EnsembleModel)
+        self.crop_specs = self.model.crop_specs if ensemble else [self.model.crop_spec]
         self.run_key = {
             "models": [sidecar.get("sha256") for sidecar in sidecars],
             "options": dataclasses.asdict(self.options),
         }
         """What an input's outputs depend on: a rerun skips inputs done with the same key."""
-        self.device = pick_device(device)
-        self.model.to(self.device)
-        self.meta = getattr(self.model, "meta", meta)
+        self.meta = self.model.meta
         if self.meta.get("trained_on_synthetic"):
             log.warning(
                 "%s was trained only on the synthetic dataset: its output on real faces means nothing "
@@ -156,9 +155,24 @@ class Predictor:
             threads=self.options.threads,
         )
 
+    def _load(self, path: Path, sidecar: dict, device: str):
+        """A model behind predict's numpy interface: an ONNX model as it is (torch is never
+        imported for it; its encoder threads leave a core to decoding and detection), a torch
+        model wrapped (:class:`fervid.zoo.video_model.TorchFaceModel`) on ``device``."""
+        model = load_model(path)
+        if sidecar.get("kind") == "onnx":
+            model.threads = predict_threads()
+            model.check_graph()
+            return model
+        from fervid.runtime.training import pick_device
+        from fervid.zoo.video_model import TorchFaceModel, as_video_model
+
+        self.device = pick_device(device)
+        return TorchFaceModel(as_video_model(model, sidecar), sidecar, self.device)
+
     @property
     def temporal(self) -> bool:
-        return isinstance(self.model, VideoModel) and self.model.temporal is not None
+        return bool(self.model.temporal)
 
     def predict(self, path: str | Path) -> pd.DataFrame:
         return self.run(path).table
@@ -199,10 +213,12 @@ class Predictor:
     # -- front end + encoder ------------------------------------------------------------------
 
     def _encode_faces(self, reader, scratch: Path, on_row=None) -> tuple[TrackedFaces, dict]:
-        if self.device.type != "cpu":
-            return self._encode_all(reader, scratch, on_row)
+        if str(self.device) != "cpu" or "torch" not in sys.modules:
+            return self._encode_all(reader, scratch, on_row)  # ONNX models: threads set on load
         # on CPU the encoder shares the cores with the decoding and detecting threads: give it
         # what they leave (one thread on a 2-core machine) instead of letting it oversubscribe
+        import torch
+
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - 1)))
         try:
@@ -231,7 +247,8 @@ class Predictor:
                 if stop.is_set():
                     break
                 if len(frame_faces.track_ids):
-                    crops = align_faces(frame_faces.frame.image, frame_faces.detections)
+                    image, found = frame_faces.frame.image, frame_faces.detections
+                    crops = {spec: face_crops(image, found, spec) for spec in self.crop_specs}
                     pending.append(dataclasses.replace(frame_faces, crops=crops))
                 if sum(len(f.track_ids) for f in pending) >= batch:
                     encode_seconds += self._encode(pending, faces, on_row, arrivals)
@@ -244,15 +261,10 @@ class Predictor:
 
     def _encode(self, pending: list, faces: TrackedFaces, on_row=None, arrivals=None) -> float:
         started = time.perf_counter()
-        crops = torch.from_numpy(np.concatenate([f.crops for f in pending])).to(self.device)
-        if isinstance(self.model, VideoModel):
-            probs, features = self.model.frame_outputs(crops, self.options.flip)
-            features = features.float().cpu().numpy()
-        else:
-            probs, features = self.model.probabilities(crops), None
-            if self.options.flip:
-                probs = (probs + self.model.probabilities(crops.flip(-1))) / 2
-        probs = probs.float().cpu().numpy()
+        crops = {s: np.concatenate([f.crops[s] for f in pending]) for s in self.crop_specs}
+        if not isinstance(self.model, EnsembleModel):
+            crops = crops[self.model.crop_spec]
+        probs, features = self.model.frame_outputs(crops, self.options.flip)
         position = 0
         for frame_faces in pending:
             arrived = None

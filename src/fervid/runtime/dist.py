@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import importlib
 import os
+import sys
 
-import torch
-import torch.distributed as dist
+
+class _Lazy:
+    """A module imported on first attribute access: the one-process answers below (rank 0 of
+    1) need no torch, so ``fervid predict`` with an ONNX model never imports it."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+torch = _Lazy("torch")
+dist = _Lazy("torch.distributed")
 
 
 def is_distributed() -> bool:
+    if "torch" not in sys.modules:  # a process group needs torch: none was ever made
+        return False
     return dist.is_available() and dist.is_initialized()
 
 

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from fervid.runtime.registry import Registry
@@ -163,8 +162,14 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 
 def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy NMS (torchvision's kernel, in float64), highest score
-    first: a box goes when its IoU with a kept, higher-scoring box is above ``iou``."""
+    """Indices of the boxes kept by greedy NMS (in float64), highest score first: a box goes
+    when its IoU with a kept, higher-scoring box is above ``iou``. torchvision's kernel where
+    torch is already loaded (a torch model's predict, training), else the same greedy rule in
+    numpy (:func:`numpy_nms`), so that predicting with an ONNX model never imports torch."""
+    if "torch" not in sys.modules:
+        return numpy_nms(boxes, scores, iou)
+    import torch
+
     kept = vision_ops().nms(
         torch.from_numpy(np.asarray(boxes, np.float64).reshape(-1, 4)),
         torch.from_numpy(np.asarray(scores, np.float64).reshape(-1)),
@@ -173,12 +178,30 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np
     return kept.numpy().astype(np.int64)
 
 
+def numpy_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy NMS in numpy: boxes by descending score (ties: lower index first), each kept
+    unless its IoU with an already kept box is above ``iou``; the kept indices in that order."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, np.float64).reshape(-1), kind="stable")
+    overlaps = box_iou(boxes[order], boxes[order])
+    suppressed = np.zeros(len(order), bool)
+    kept = []
+    for rank in range(len(order)):
+        if suppressed[rank]:
+            continue
+        kept.append(order[rank])
+        suppressed |= overlaps[rank] > iou
+    return np.asarray(kept, np.int64)
+
+
 @functools.cache
 def vision_ops():
     """torchvision's compiled operators (``torch.ops.torchvision``: the kernel behind
     ``torchvision.ops.nms``). When torchvision is not imported yet its library is loaded alone,
     without the Python package, whose import costs about 2 s (torch._dynamo, through
     torchvision.ops); if that fails, torchvision is imported the usual way."""
+    import torch
+
     if "torchvision" not in sys.modules:
         spec = importlib.util.find_spec("torchvision")
         for folder in spec.submodule_search_locations if spec else []:

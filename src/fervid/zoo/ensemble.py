@@ -1,46 +1,51 @@
 """Several fervid models used as one (``fervid predict --model A --model B``): every face goes
-through each member's frame encoder, each track through each member's Temporal Encoder (a member
-without one contributes its frame probabilities), and the probabilities are averaged."""
+through each member's frame encoder (each member reads its own crop: fervid's aligned one, or an
+ONNX model's detector box), each track through each member's Temporal Encoder (a member without
+one contributes its frame probabilities), and the probabilities are averaged.
+
+Members have the interface ``fervid predict`` uses (numpy in and out): fervid's torch models
+behind :class:`fervid.zoo.video_model.TorchFaceModel`, ONNX models
+(:class:`fervid.zoo.onnx_model.OnnxModel`) as they are."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 from fervid.data.sequences import fill_from_neighbours
 from fervid.errors import DataError
 from fervid.labels import NUM_CLASSES
-from fervid.zoo.video_model import VideoModel
 
 
-class EnsembleModel(VideoModel):
-    """The mean of ``members``' probabilities. ``frame_outputs`` returns the mean frame
-    probabilities and, as "features", every member's features and frame probabilities side by
-    side, which ``track_probabilities`` splits again per member."""
+class EnsembleModel:
+    """The mean of ``members``' probabilities. ``frame_outputs`` takes the crops of every crop
+    spec the members read (``{spec: crops}``) and returns the mean frame probabilities and, as
+    "features", every member's features and frame probabilities side by side, which
+    ``track_probabilities`` splits again per member."""
 
-    def __init__(self, members: list[nn.Module], names: list[str]):
+    def __init__(self, members: list, names: list[str]):
         for member, name in zip(members, names, strict=True):
-            if not isinstance(member, VideoModel):
-                raise DataError(name, "only fervid frame and video models can be ensembled")
-        temporal = [m.temporal for m in members if m.temporal is not None]
-        meta = {
+            if not callable(getattr(member, "frame_outputs", None)):
+                raise DataError(
+                    name, "only fervid frame and video models and ONNX models can be ensembled"
+                )
+        self.members = members
+        self.temporal = any(m.temporal for m in members)
+        self.meta = {
             "kind": "ensemble",
             "members": names,
             "trained_on_synthetic": any(m.meta.get("trained_on_synthetic") for m in members),
         }
-        super().__init__(None, nn.ModuleList(temporal) if temporal else None, meta)
-        self.members = nn.ModuleList(members)
-        self.widths = [m.frame.num_features for m in members]
+        self.crop_specs = list(dict.fromkeys(m.crop_spec for m in members))
+        self.widths = [m.num_features for m in members]
 
-    @torch.no_grad()
-    def frame_outputs(
-        self, crops: torch.Tensor, flip: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = [member.frame_outputs(crops, flip) for member in self.members]
-        probs = torch.stack([p for p, _ in outputs]).mean(dim=0)
-        features = torch.cat([f.float() for _, f in outputs] + [p for p, _ in outputs], dim=1)
-        return probs, features
+    def frame_outputs(self, crops: dict, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        outputs = [member.frame_outputs(crops[member.crop_spec], flip) for member in self.members]
+        probs = np.mean([p for p, _ in outputs], axis=0)
+        widths = [np.zeros((len(probs), 0)) if f is None else f for _, f in outputs]
+        features = np.concatenate(
+            [np.asarray(f, np.float32) for f in widths] + [p for p, _ in outputs], axis=1
+        )
+        return probs.astype(np.float32), features
 
     def track_probabilities(
         self, features: np.ndarray, has_face: np.ndarray, stride: int | None = None
@@ -51,7 +56,7 @@ class EnsembleModel(VideoModel):
         edges = np.cumsum([0, *self.widths])
         total = np.zeros((len(has_face), NUM_CLASSES), np.float64)
         for k, member in enumerate(self.members):
-            if member.temporal is not None:
+            if member.temporal:
                 mine = features[:, edges[k] : edges[k + 1]]
                 probs, known = member.track_probabilities(mine, has_face, stride)
             else:

@@ -14,13 +14,14 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from fervid.errors import DataError, FervidError
 from fervid.runtime.io import atomic_path
 from fervid.runtime.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
 
 HOME_ENV = "FERVID_HOME"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -44,6 +45,13 @@ def _load_fer(path: Path) -> nn.Module:
     from fervid.zoo.fer_model import load_fer_model
 
     return load_fer_model(path)
+
+
+@MODEL_KINDS.register("onnx")
+def _load_onnx(path: Path):
+    from fervid.zoo.onnx_model import load_onnx_model
+
+    return load_onnx_model(path)
 
 
 @MODEL_KINDS.register("video")
@@ -104,7 +112,8 @@ def resolve_model(path_or_name: str | Path) -> Path:
 def load_model(path_or_name: str | Path) -> nn.Module:
     """Load any fervid model (path or installed name), dispatching on the sidecar's ``kind``.
 
-    The result is in eval mode and has ``probabilities(uint8 crops (B,3,H,W)) -> (B, 8)``.
+    The result (a torch module in eval mode, or for kind ``onnx`` a numpy model) has
+    ``probabilities(uint8 crops (B,3,H,W)) -> (B, 8)``.
     The weights' sha256 is checked against the sidecar.
     """
     path = resolve_model(path_or_name)
@@ -128,13 +137,13 @@ def install(model_file: str | Path, name: str | None = None) -> Path:
     """Copy a model file pair into :func:`model_dir` as ``<name>``; returns the new
     ``.safetensors`` path. The pair is hash-checked first; an existing model of that name is
     replaced."""
-    from fervid.runtime.checkpoint import load_weights
+    from fervid.runtime.model_file import checked_sidecar
 
     source = Path(model_file).with_suffix(".safetensors")
     name = name or source.stem
     if not NAME_PATTERN.match(name):
         raise FervidError(f"model name {name!r}: use letters, digits, '.', '_' and '-'")
-    load_weights(source)
+    checked_sidecar(source)
     target = model_dir() / f"{name}.safetensors"
     if target.resolve() == source.resolve():
         return target

@@ -20,7 +20,11 @@ from fervid.runtime.checkpoint import load_weights, save_weights
 log = logging.getLogger("fervid")
 
 KIND = "video"
-GEOMETRY = {"crop_size": 112, "alignment": "5-point similarity onto the ArcFace 112x112 template"}
+GEOMETRY_SIZE = 112
+GEOMETRY = {
+    "crop_size": GEOMETRY_SIZE,
+    "alignment": "5-point similarity onto the ArcFace 112x112 template",
+}
 
 
 class VideoModel(nn.Module):
@@ -142,6 +146,37 @@ def as_video_model(model: nn.Module, meta: dict) -> VideoModel | nn.Module:
         }
         return VideoModel(model, None, wrapped).eval()
     return model
+
+
+class TorchFaceModel:
+    """A torch model behind the numpy interface ``fervid predict`` uses (the one
+    :class:`fervid.zoo.onnx_model.OnnxModel` has): uint8 crops in, numpy probabilities (B, 8)
+    and features out, on ``device``. ``model``: a :class:`VideoModel` (features, maybe a
+    Temporal Encoder) or any model with ``probabilities(crops)`` (e.g. the fer import: no
+    features; ``flip`` averages the two views' probabilities)."""
+
+    crop_spec = ("aligned", GEOMETRY_SIZE)
+
+    def __init__(self, model: nn.Module, sidecar: dict, device: torch.device):
+        self.model = model.to(device).eval()
+        self.device = device
+        self.meta = getattr(model, "meta", sidecar)
+        self.video = isinstance(model, VideoModel)
+        self.temporal = self.video and model.temporal is not None
+        self.num_features = model.frame.num_features if self.video else 0
+
+    def frame_outputs(self, crops: np.ndarray, flip: bool = False):
+        crops = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
+        if self.video:
+            probs, features = self.model.frame_outputs(crops, flip)
+            return probs.float().cpu().numpy(), features.float().cpu().numpy()
+        probs = self.model.probabilities(crops)
+        if flip:
+            probs = (probs + self.model.probabilities(crops.flip(-1))) / 2
+        return probs.float().cpu().numpy(), None
+
+    def track_probabilities(self, features, has_face, stride=None):
+        return self.model.track_probabilities(features, has_face, stride)
 
 
 def _model_path(path: str | Path) -> Path:
