@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from fervid import api
 from fervid.cli import main
+from fervid.config import load_config
 from fervid.data.affwild2 import unannotated_videos
 from fervid.data.frame_lists import read_test_frames
 from fervid.errors import DataError
 from fervid.evaluate import SUBMISSION_HEADER, write_submission
+from fervid.stage2 import submission
 
 from .conftest import write_colour_coded_affwild2
 
@@ -92,12 +95,57 @@ def test_an_ensemble_submission_covers_every_listed_frame_once(challenge, tmp_pa
     assert out.read_text() == before
 
 
-def test_without_a_list_every_unannotated_video_is_predicted_to_its_last_face(challenge, tmp_path):
+def test_without_a_list_every_unannotated_video_is_predicted_to_its_last_face(
+    challenge, tmp_path, caplog
+):
     out = tmp_path / "submission.csv"
     assert submit(challenge, out, "--model", str(VIDEO_MODEL)) == 0
     locations = {row.split(",")[0] for row in read_rows(out)}
     expected = {f"{v}/{f:05d}.jpg" for v, n in TEST_VIDEOS.items() for f in range(1, n + 1)}
     assert locations == expected  # frames 4-6 and 17 have no crop and are still there
+    # never silent: frames after the last face cannot be known without the organisers' list
+    assert "3 of 3 videos have no frame list or annotation file (test_00_left" in caplog.text
+
+
+def test_rows_follow_the_lists_video_order_with_frames_ascending(challenge, tmp_path):
+    order = ["test_01", "test_00_right", "test_00_left"]
+    rows = [f"{v}/{f:05d}.jpg," for v in order for f in range(TEST_VIDEOS[v], 0, -1)]
+    sample = tmp_path / "sample.csv"
+    sample.write_text("\n".join([SUBMISSION_HEADER, *rows]) + "\n")
+    out = tmp_path / "submission.csv"
+    assert submit(challenge, out, "--videos", str(sample), "--model", str(FRAME_MODEL)) == 0
+    written = [row.split(",")[0] for row in read_rows(out)]
+    assert written == [f"{v}/{f:05d}.jpg" for v in order for f in range(1, TEST_VIDEOS[v] + 1)]
+
+
+def test_frames_after_a_videos_last_face_crop_are_named_with_their_count(
+    challenge, tmp_path, caplog
+):
+    asked = {**TEST_VIDEOS, "test_01": TEST_VIDEOS["test_01"] + 3}
+    sample = sample_submission(tmp_path / "sample.csv", asked)
+    config = load_config(None, [f"data.root={challenge}", "data.workers=0"])
+    summary = api.submit([FRAME_MODEL], config, tmp_path / "submission.csv", sample, progress=False)
+    assert summary["after_last_face"] == {"test_01": 3}
+    assert "test_01: 3 listed frames come after its last face crop (frame 34)" in caplog.text
+    assert summary["frames"] == sum(asked.values())
+
+
+def test_a_submission_missing_listed_frames_is_refused_whatever_the_models_covered(
+    challenge, tmp_path, monkeypatch
+):
+    """The rows written are checked against the frame list, not against the rows predicted."""
+    real = submission.predict_frames
+
+    def one_frame_short(*args, **kwargs):
+        predictions, after = real(*args, **kwargs)
+        return predictions.iloc[:-1], after
+
+    monkeypatch.setattr(submission, "predict_frames", one_frame_short)
+    config = load_config(None, [f"data.root={challenge}", "data.workers=0"])
+    out = tmp_path / "submission.csv"
+    with pytest.raises(DataError, match="1 frames missing .first: test_01/00034.jpg"):
+        api.submit([FRAME_MODEL], config, out, ["test_01"], progress=False)
+    assert not out.exists() and not out.with_suffix(".parquet").exists()
 
 
 def test_an_incomplete_submission_is_refused_and_nothing_is_written(challenge, tmp_path):
