@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import fervid.zoo
+from fervid.config import load_config
 from fervid.errors import ConfigError
 from fervid.stage1.teachers import ExternalTeacher, build_teacher
 
@@ -47,17 +48,18 @@ class FixedLogits(nn.Module):
 
 
 def blend_message(blend):
-    return f"^{re.escape(f'ssl.teacher_blend must lie in (0, 1], got {blend}')}$"
+    return f"^{re.escape(f'ssl.teacher_blend: must be > 0 and <= 1, got {blend}')}$"
 
 
 @pytest.mark.parametrize("blend", [0.0, -0.5, 1.5, 2.0])
-def test_teacher_blend_outside_zero_one_is_rejected(blend):
+def test_teacher_blend_outside_zero_one_is_rejected_when_the_config_is_built(blend):
     with pytest.raises(ConfigError, match=blend_message(blend)):
-        ExternalTeacher(External([1.0, 0.0]), MEAN, STD, FixedLogits([0.0, 0.0]), blend=blend)
+        load_config(None, [f"ssl.teacher_blend={blend}"])
 
 
 @pytest.mark.parametrize("blend", [1e-3, 0.5, 1.0])
 def test_teacher_blend_in_the_half_open_interval_is_accepted(blend):
+    assert load_config(None, [f"ssl.teacher_blend={blend}"]).ssl.teacher_blend == blend
     teacher = ExternalTeacher(External([1.0, 0.0]), MEAN, STD, FixedLogits([0.0, 0.0]), blend)
     assert teacher.blend == blend
 
@@ -68,10 +70,14 @@ def test_teacher_blend_defaults_to_the_external_model_alone_without_an_ema_teach
 
 
 def test_teacher_blend_below_one_needs_the_ema_teacher():
-    message = "^ssl.teacher_blend < 1 blends with the EMA teacher: set ssl.teacher=ema$"
-    with pytest.raises(ConfigError, match=message):
-        ExternalTeacher(External([1.0, 0.0]), MEAN, STD, None, blend=0.5)
-    ExternalTeacher(External([1.0, 0.0]), MEAN, STD, None, blend=1.0)  # alone: no EMA needed
+    message = re.escape(
+        "ssl.teacher_blend: 0.5 < 1 blends with the EMA teacher; set ssl.teacher=ema "
+        "(or ssl.teacher_blend=1)"
+    )
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        load_config(None, ["ssl.teacher=model", "ssl.teacher_blend=0.5"])
+    load_config(None, ["ssl.teacher=model", "ssl.teacher_blend=1"])  # alone: no EMA needed
+    ExternalTeacher(External([1.0, 0.0]), MEAN, STD, None, blend=1.0)
 
 
 def test_external_teacher_sees_the_uint8_crops_of_the_normalised_weak_view():
@@ -164,8 +170,6 @@ def test_build_teacher_with_a_model_file_and_teacher_model_blends_with_nothing(l
         ssl("model", "fer.safetensors"), FixedLogits([0.0, 0.0]), STUDENT, torch.device("cpu")
     )
     assert teacher.ema is None and teacher.blend == 1.0
-    with pytest.raises(ConfigError, match="set ssl.teacher=ema"):
-        build_teacher(ssl("model", "fer.safetensors", 0.5), FixedLogits([0.0, 0.0]), STUDENT, "cpu")
 
 
 def test_build_teacher_moves_the_external_model_and_its_wrapper_to_the_device(loaded):

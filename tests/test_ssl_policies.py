@@ -1,9 +1,12 @@
 """Threshold policies and DebiasPL against hand-computed examples."""
 
+import typing
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from fervid.config import SSLConfig, load_config
 from fervid.errors import ConfigError
 from fervid.stage1.debias import DebiasedPseudoLabeler
 from fervid.stage1.thresholds import THRESHOLDS, FixedThreshold, FlexThreshold, FreeThreshold
@@ -13,17 +16,21 @@ def probs_of(rows):
     return torch.tensor(rows, dtype=torch.float32)
 
 
-def test_registry_builds_every_policy_by_name():
+def test_registry_builds_every_policy_by_name_and_the_config_offers_exactly_these():
     assert THRESHOLDS.names() == ["fixed", "flex", "free"]
+    assert sorted(typing.get_args(typing.get_type_hints(SSLConfig)["threshold"])) == (
+        THRESHOLDS.names()
+    )
     assert isinstance(
         THRESHOLDS.build("flex", num_classes=3, num_unlabelled=5, tau=0.9), FlexThreshold
     )
 
 
 @pytest.mark.parametrize("tau", [0.0, 1.0, 1.5, -0.1])
-def test_tau_outside_open_unit_interval_is_rejected(tau):
-    with pytest.raises(ConfigError, match="tau"):
-        FixedThreshold(3, 10, tau=tau)
+def test_tau_outside_open_unit_interval_is_rejected_with_ssl_on_or_off(tau):
+    for enabled in ("false", "true"):
+        with pytest.raises(ConfigError, match=rf"^ssl\.tau: must be > 0 and < 1, got {tau}$"):
+            load_config(None, [f"ssl.enabled={enabled}", f"ssl.tau={tau}"])
 
 
 def test_fixed_threshold():
@@ -135,8 +142,8 @@ def test_unlabelled_weight_ramps_linearly_over_rampup_epochs():
     assert weights == [0.0, 0.5, 1.0, 2.0, 2.0]
     constant = PseudoLabelObjective(SSLConfig(lambda_u=2.0), 100)
     assert constant.weight == 2.0
-    with pytest.raises(ConfigError, match="rampup_epochs"):
-        PseudoLabelObjective(SSLConfig(rampup_epochs=-1.0), 100)
+    with pytest.raises(ConfigError, match="^ssl.rampup_epochs: must be >= 0"):
+        load_config(None, ["ssl.rampup_epochs=-1"])
 
 
 # --- issue 17: tests that pin the method's claims (docs/testing.md) ----------------------------
@@ -278,12 +285,6 @@ def test_flex_state_dict_is_the_selected_labels_and_restores_the_masks():
     )
 
 
-@pytest.mark.parametrize("tau", [0.0, 1.0])
-def test_tau_error_names_the_option_and_the_value(tau):
-    with pytest.raises(ConfigError, match=rf"^ssl\.tau must lie in \(0, 1\), got {tau}$"):
-        FlexThreshold(3, 10, tau=tau)
-
-
 def test_debias_defaults_are_off_with_momentum_0_999_and_a_uniform_p_hat():
     debias = DebiasedPseudoLabeler(4)
     torch.testing.assert_close(debias.p_hat, torch.full((4,), 0.25))
@@ -350,14 +351,57 @@ def test_flex_threshold_floor_raises_the_warmup_thresholds_and_keeps_higher_ones
 
 
 def test_threshold_floor_above_tau_is_a_config_error():
-    with pytest.raises(ConfigError, match="ssl.threshold_floor"):
-        FlexThreshold(3, 4, tau=0.7, floor=0.8)
+    message = r"^ssl\.threshold_floor: must not exceed ssl\.tau \(0\.7\), got 0\.8$"
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["ssl.tau=0.7", "ssl.threshold_floor=0.8"])
+    assert load_config(None, ["ssl.tau=0.7", "ssl.threshold_floor=0.7"]).ssl.threshold_floor == 0.7
 
 
 def test_threshold_floor_without_the_flex_policy_is_a_config_error():
-    from fervid.config import SSLConfig
-    from fervid.stage1.objective import check_ssl_config
+    message = (
+        r"^ssl\.threshold_floor: applies to ssl\.threshold=flex only \(set it to 0\), got 0\.5 "
+        r"with ssl\.threshold=fixed$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["ssl.threshold=fixed", "ssl.threshold_floor=0.5"])
+    load_config(None, ["ssl.threshold=flex", "ssl.threshold_floor=0.5"])
 
-    with pytest.raises(ConfigError, match="ssl.threshold_floor"):
-        check_ssl_config(SSLConfig(threshold="fixed", threshold_floor=0.5))
-    check_ssl_config(SSLConfig(threshold="flex", threshold_floor=0.5))
+
+def test_flex_warmup_over_drawn_samples_counts_only_what_the_run_has_drawn_by_hand():
+    # a pool of 1000 of which the run draws 4: two confident (class 0 and 2), two not
+    pool = FlexThreshold(3, 1000, tau=0.8)
+    drawn = FlexThreshold(3, 1000, tau=0.8, unused="drawn")
+    assert drawn.thresholds().tolist() == [0, 0, 0]  # nothing drawn: the published start
+    probs = probs_of([[0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.1, 0.05, 0.85], [0.4, 0.5, 0.1]])
+    for policy in (pool, drawn):
+        policy.mask(probs, torch.tensor([10, 11, 12, 13]))
+    # sigma = [1, 0, 1]; unused: 998 of the pool, 2 of the drawn samples (11 and 13)
+    torch.testing.assert_close(pool.class_beta(), torch.tensor([1 / 998, 0, 1 / 998]))
+    torch.testing.assert_close(drawn.class_beta(), torch.tensor([0.5, 0, 0.5]))
+    torch.testing.assert_close(drawn.thresholds(), 0.8 * torch.tensor([0.5, 0, 0.5]) / 1.5)
+    assert drawn.drawn.nonzero().flatten().tolist() == [10, 11, 12, 13]
+    # a drawn sample confident later is no longer unused: sigma = [1, 1, 1], unused = 1
+    drawn.mask(probs_of([[0.05, 0.9, 0.05]]), torch.tensor([11]))
+    torch.testing.assert_close(drawn.class_beta(), torch.tensor([1.0, 1.0, 1.0]))
+
+
+def test_flex_over_drawn_samples_equals_the_published_form_once_all_are_drawn():
+    pool, drawn = FlexThreshold(3, 6, tau=0.7), FlexThreshold(3, 6, tau=0.7, unused="drawn")
+    probs = probs_of([[0.8, 0.1, 0.1], [0.4, 0.3, 0.3], [0.1, 0.8, 0.1]] * 2)
+    for policy in (pool, drawn):
+        policy.mask(probs, torch.arange(6))
+    torch.testing.assert_close(drawn.thresholds(), pool.thresholds())
+    assert drawn.thresholds().max() > 0
+
+
+def test_flex_over_drawn_samples_restores_what_was_drawn_from_its_state():
+    policy = FlexThreshold(3, 50, tau=0.7, unused="drawn")
+    policy.mask(probs_of([[0.8, 0.1, 0.1], [0.4, 0.3, 0.3]]), torch.tensor([3, 7]))
+    state = {k: v.clone() for k, v in policy.state_dict().items()}
+    assert set(state) == {"selected_label", "drawn"}
+    restored = FlexThreshold(3, 50, tau=0.7, unused="drawn")
+    restored.load_state_dict(state)
+    torch.testing.assert_close(restored.thresholds(), policy.thresholds())
+    assert restored.thresholds()[0] > 0 and FlexThreshold(3, 50, tau=0.7).state_dict().keys() == {
+        "selected_label"
+    }

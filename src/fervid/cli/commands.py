@@ -18,8 +18,6 @@ from fervid.plots import plot_run
 
 log = logging.getLogger("fervid")
 
-OVERRIDES_HELP = "config overrides as key.sub=value, e.g. train.epochs=3 model.backbone=resnet18"
-
 
 def print_metrics(metrics: dict) -> None:
     print(

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fervid.config import TemporalConfig
-from fervid.errors import ConfigError, DataError
+from fervid.errors import DataError
 from fervid.labels import NUM_CLASSES
 from fervid.models.windows import (  # noqa: F401 - the window helpers, importable from here too
     VideoStandardised,
@@ -35,7 +35,7 @@ from fervid.models.windows import (  # noqa: F401 - the window helpers, importab
 from fervid.runtime.registry import Registry
 
 POSITIONAL_ENCODINGS: Registry[nn.Module] = Registry("positional encoding")
-MISSING_MODES = ("context", "neighbours")
+"""The ``temporal.positional`` choices (the config field lists the same names)."""
 
 
 @POSITIONAL_ENCODINGS.register("sinusoidal")
@@ -82,10 +82,6 @@ class TemporalEncoder(nn.Module):
 
     def __init__(self, feature_dim: int, config: TemporalConfig, num_classes: int = NUM_CLASSES):
         super().__init__()
-        if config.missing not in MISSING_MODES:
-            raise ConfigError(
-                f"temporal.missing must be one of {MISSING_MODES}, not {config.missing!r}"
-            )
         self.config = config
         self.feature_dim = feature_dim
         width = feature_dim

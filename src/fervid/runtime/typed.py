@@ -54,7 +54,9 @@ NonNegativeInt = Annotated[int, Bounds(0)]
 Positive = Annotated[float, Bounds(0, low_open=True)]
 NonNegative = Annotated[float, Bounds(0)]
 Fraction = Annotated[float, Bounds(0, 1)]
-"""A share, a probability or a momentum: 0 to 1."""
+"""A share or a probability: 0 to 1."""
+Momentum = Annotated[float, Bounds(0, 1, high_open=True)]
+"""An EMA momentum: 0 to 1, 1 excluded (an average with momentum 1 never moves)."""
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
@@ -70,6 +72,13 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
             raise ConfigError(_unknown_key_message(path, key, names))
         kwargs[key] = _coerce(hints[key], value, path)
     return cls(**kwargs)
+
+
+def check_fields(config: Any, where: str) -> None:
+    """Check a dataclass built in Python (not by :func:`from_dict`) against its annotations, as
+    from_dict would: a :class:`ConfigError` naming the first wrong key under ``where``."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    from_dict(type(config), values, where)
 
 
 def _unknown_key_message(path: str, key: str, names: list[str]) -> str:

@@ -15,33 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fervid.config import SSLConfig
-from fervid.errors import ConfigError
 from fervid.labels import NUM_CLASSES
 from fervid.stage1.debias import DebiasedPseudoLabeler
 from fervid.stage1.thresholds import THRESHOLDS
-
-
-def check_ssl_config(config: SSLConfig) -> None:
-    if config.mu < 1:
-        raise ConfigError(
-            f"ssl.mu must be a positive integer (unlabelled batch = mu x labelled), got {config.mu}"
-        )
-    if not 0.0 < config.tau < 1.0:
-        raise ConfigError(f"ssl.tau must lie in (0, 1), got {config.tau}")
-    if not 0.0 <= config.threshold_floor <= config.tau:
-        raise ConfigError(
-            f"ssl.threshold_floor must lie in [0, ssl.tau={config.tau}], got {config.threshold_floor}"
-        )
-    if config.threshold_floor > 0 and config.threshold != "flex":
-        raise ConfigError("ssl.threshold_floor applies to ssl.threshold=flex only")
-    if config.teacher not in ("ema", "model"):
-        raise ConfigError(f"ssl.teacher must be ema or model, not {config.teacher!r}")
-    if config.lambda_u < 0 or config.debias_lambda < 0 or config.rampup_epochs < 0:
-        raise ConfigError("ssl.lambda_u, ssl.debias_lambda and ssl.rampup_epochs must be >= 0")
-    for name in ("teacher_momentum", "debias_momentum", "free_momentum"):
-        if not 0.0 <= getattr(config, name) < 1.0:
-            raise ConfigError(f"ssl.{name} must lie in [0, 1)")
-    THRESHOLDS.get(config.threshold)
 
 
 class PseudoLabelObjective:
@@ -52,7 +28,6 @@ class PseudoLabelObjective:
         labelled_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
         num_classes: int = NUM_CLASSES,
     ):
-        check_ssl_config(config)
         self.labelled_loss = labelled_loss
         self.lambda_u = config.lambda_u
         self.rampup_epochs = config.rampup_epochs
@@ -63,6 +38,7 @@ class PseudoLabelObjective:
             num_unlabelled=num_unlabelled,
             tau=config.tau,
             warmup=config.flex_warmup,
+            unused=config.flex_unused,
             floor=config.threshold_floor,
             momentum=config.free_momentum,
         )

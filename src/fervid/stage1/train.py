@@ -50,7 +50,7 @@ from fervid.runtime.training import (
 )
 from fervid.stage1.data import Stage1Data
 from fervid.stage1.losses import LabelledLoss
-from fervid.stage1.objective import PseudoLabelObjective, check_ssl_config
+from fervid.stage1.objective import PseudoLabelObjective
 from fervid.stage1.teachers import build_teacher
 
 log = logging.getLogger("fervid")
@@ -154,8 +154,6 @@ def train_stage1(
     config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict:
     """Train the frame model; returns the final validation metrics."""
-    if config.ssl.enabled:
-        check_ssl_config(config.ssl)  # before any data is read
     run = RunDir(Path(run_dir))
     if run.checkpoint.exists() and not resume:
         raise FileExistsError(

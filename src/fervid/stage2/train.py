@@ -317,8 +317,6 @@ def window_weights(windows: Windows, table: FrameTable, cfg: TemporalConfig) -> 
     face unless ``train_missing``, in a window with at least one face); otherwise 1
     (``uniform``) or the mean over its annotated frames of their class's inverse frequency
     (``balanced``: windows of rare classes are drawn more often)."""
-    if cfg.sampling not in ("balanced", "uniform"):
-        raise ConfigError(f"temporal.sampling must be balanced or uniform, not {cfg.sampling!r}")
     offsets = np.arange(cfg.window)[None, :]
     real = offsets < windows.lengths[:, None]
     rows = np.where(real, windows.starts[:, None] + offsets, windows.starts[:, None])

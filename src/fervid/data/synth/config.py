@@ -40,11 +40,11 @@ class SynthConfig:
     """Source videos of the train split; a two-person video gives two annotated folders."""
     validation_videos: PositiveInt = 10
     """Source videos of the validation split."""
-    unlabelled_videos: NonNegativeInt = 16
+    unlabelled_videos: PositiveInt = 16
     """Source videos of the unlabelled pool."""
     two_person_fraction: Fraction = 0.12
     """Share of videos with two people, written as ``<video>_left`` and ``<video>_right``."""
-    frames_min: PositiveInt = 260
+    frames_min: Annotated[int, Bounds(10)] = 260
     """Shortest video, in frames."""
     frames_max: PositiveInt = 640
     """Longest video, in frames."""
@@ -122,10 +122,10 @@ class SynthConfig:
                     f"synth.{low}: must not exceed synth.{high} ({getattr(self, high)}), "
                     f"got {getattr(self, low)}"
                 )
-        if len(self.class_frequencies) != 8 or sum(self.class_frequencies) <= 0:
+        if len(self.class_frequencies) != 8 or sum(self.class_frequencies[1:]) <= 0:
             raise ConfigError(
-                "synth.class_frequencies: must be 8 non-negative numbers, one per ABAW class, "
-                f"not all 0; got {self.class_frequencies}"
+                "synth.class_frequencies: must be 8 non-negative numbers, one per ABAW class, not "
+                f"all of the expression classes (all but Neutral) 0; got {self.class_frequencies}"
             )
 
     def identity_key(self) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from fervid.data.synth.timeline import (
     sample_events,
     track_labels,
 )
-from fervid.errors import ConfigError
 from fervid.labels import NUM_CLASSES
+from fervid.runtime.typed import check_fields
 
 SPLITS = ("train", "validation", "unlabelled")
 SCENE_LAYOUTS = (("single", 320, 240, 1), ("moving", 640, 360, 1), ("pair", 640, 360, 2))
@@ -96,8 +96,8 @@ def person(config: SynthConfig, identity: int) -> Identity:
 
 
 def make_plan(config: SynthConfig) -> tuple[list[VideoPlan], list[ScenePlan]]:
-    """Every video of every split and every scene, with who is in it and its timeline."""
-    check_config(config)
+    """Every video of every split and every scene, with who is in it and its timeline (the
+    caller, :func:`fervid.data.synth.writer.generate`, has checked ``config``)."""
     rng = np.random.default_rng([config.seed, 3])
     counts = {
         "train": config.train_videos,
@@ -142,33 +142,10 @@ def make_plan(config: SynthConfig) -> tuple[list[VideoPlan], list[ScenePlan]]:
 
 
 def check_config(config: SynthConfig) -> None:
-    """Raise :class:`ConfigError` naming the first field of ``config`` that cannot work."""
-    problems = []
-    if config.frames_min < 10 or config.frames_max < config.frames_min:
-        problems.append("synth.frames_min and frames_max need 10 <= frames_min <= frames_max")
-    for split in SPLITS:
-        if getattr(config, f"{split}_videos") < 1 or getattr(config, f"{split}_identities") < 1:
-            problems.append(f"synth.{split}_videos and {split}_identities must be at least 1")
-    shares = np.asarray(config.class_frequencies, dtype=np.float64)
-    if shares.shape != (NUM_CLASSES,) or (shares < 0).any() or shares[1:].sum() <= 0:
-        problems.append(
-            f"synth.class_frequencies needs {NUM_CLASSES} non-negative shares, not all of the"
-            " expression classes zero"
-        )
-    fractions = ("two_person_fraction", "weak_event_fraction", "talking_fraction")
-    fractions += ("unannotated_fraction", "missing_image_fraction", "blur_fraction")
-    fractions += ("occlusion_fraction", "glasses_probability", "beard_probability")
-    problems += [
-        f"synth.{name} must be in [0, 1]"
-        for name in fractions
-        if not 0 <= getattr(config, name) <= 1
-    ]
-    if not 1 <= config.jpeg_quality_min <= config.jpeg_quality_max <= 100:
-        problems.append("synth.jpeg_quality_min and max need 1 <= min <= max <= 100")
-    if config.supersample < 1 or config.scene_fps < 1 or config.ramp_frames < 1:
-        problems.append("synth.supersample, scene_fps and ramp_frames must be at least 1")
-    if problems:
-        raise ConfigError(problems[0])
+    """Raise :class:`ConfigError` naming the first field of ``config`` that cannot work: the
+    bounds on SynthConfig's fields and its own cross-field checks, for a config built in Python
+    (one read from YAML or overrides was checked when it was built)."""
+    check_fields(config, "synth")
 
 
 def _pair_count(fraction: float, videos: int, identities: int) -> int:
