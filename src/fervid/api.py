@@ -289,13 +289,31 @@ def export(
     out: str | Path,
     temporal_run: str | Path | None = None,
     install_as: str | None = None,
+    onnx: bool = False,
 ) -> Path:
     """Package a stage-1 run (and optionally a stage-2 run) as one model file for predict;
-    ``frame_run`` None takes the encoder a stage-2 run fine-tuned."""
+    ``frame_run`` None takes the encoder a stage-2 run fine-tuned. ``onnx``: as ONNX graphs
+    (kind ``onnx``, :mod:`fervid.zoo.onnx_export`); ``frame_run`` may then also be an exported
+    model file, converted as it is."""
+    import tempfile
+
     from fervid.zoo import install
+    from fervid.zoo.store import read_sidecar, resolve_model
     from fervid.zoo.video_model import export_model
 
-    path = export_model(frame_run, out, temporal_run)
+    if not onnx:
+        path = export_model(frame_run, out, temporal_run)
+        return install(path, install_as) if install_as else path
+    from fervid.zoo.onnx_export import export_onnx
+
+    if frame_run is not None and temporal_run is None:
+        given = resolve_model(frame_run)
+        if read_sidecar(given).get("kind") == "video":
+            path = export_onnx(given, out)
+            return install(path, install_as) if install_as else path
+    with tempfile.TemporaryDirectory(prefix="fervid-export-") as scratch:
+        packaged = export_model(frame_run, Path(scratch) / "model", temporal_run)
+        path = export_onnx(packaged, out, {"frame": str(frame_run), "temporal": str(temporal_run)})
     return install(path, install_as) if install_as else path
 
 

@@ -161,7 +161,8 @@ def cmd_models(args, progress: bool) -> int:
 
 
 def cmd_export(args, progress: bool) -> int:
-    print(f"model file: {api.export(args.frame, args.out, args.temporal, args.install)}")
+    path = api.export(args.frame, args.out, args.temporal, args.install, onnx=args.onnx)
+    print(f"model file: {path}")
     return 0
 
 

