@@ -3,7 +3,7 @@
 Mobile backbones built for ImageNet (LCNet, MobileNetV3) and even ResNet-10 learn slowly from
 scratch on a few tens of thousands of 64x64 faces and overfit the people they see; on the
 synthetic demo data this small plain network (conv-BN-ReLU blocks, max pooling, 0.4M
-parameters) generalises to new people better at the same CPU budget (docs/results-2026-11.md). It is
+parameters) generalises to new people better at the same CPU budget (CHANGELOG.md, 2026-11). It is
 registered with timm, so ``model.backbone: fervid_cnn`` works like any timm name; it has no
 pretrained weights. fervid builds it without importing timm (:func:`create`), which keeps
 ``fervid predict`` quick to start; :func:`register_with_timm` adds it to timm's registry

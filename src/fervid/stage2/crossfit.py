@@ -2,8 +2,8 @@
 
 The stage-1 model has trained on every frame of the train split, so its logits there are far
 more reliable than on people it has never seen: a Temporal Encoder trained on them learns to
-trust single frames and smooths too little on new people (docs/results.md measures it losing
-to a plain moving average that way). With K folds of the train videos (whole source videos),
+trust single frames and smooths too little on new people (CHANGELOG.md, 2026-12-03, measures it
+losing to a plain moving average that way). With K folds of the train videos (whole source videos),
 K more stage-1 models each leave one fold out, and every train video gets the logits of the
 model that did not see it, as reliable as on new people. This is stacking's usual remedy.
 
