@@ -15,9 +15,11 @@ import pytest
 from fervid import api, schema
 from fervid.cli import main
 from fervid.config import load_config
+from fervid.data.table import FrameTable
 from fervid.evaluate import prediction_table, score
 from fervid.labels import ABAW_HEADER
 from fervid.runtime.checkpoint import sha256_file
+from fervid.stage2 import submission
 from fervid.stage2.compare import temporal_probabilities
 from fervid.stage2.store import FeatureStore
 from fervid.zoo.video_model import load_video_model
@@ -122,3 +124,26 @@ def test_validation_evaluate_and_submit_give_the_same_probabilities_on_every_fra
             predictions[PROBS], validation[PROBS], rtol=0, atol=1e-6, err_msg=name
         )
         assert (predictions[schema.PRED] == validation[schema.PRED]).all(), name
+
+
+def test_an_ensemble_averages_the_models_that_predicted_a_frame_and_fills_only_the_rest(
+    monkeypatch,
+):
+    """Five frames of one video: model A predicted frames 1, 2 and 4, model B frames 1 and 3,
+    no model frame 5 (it takes frame 4's probabilities, the nearest predicted frame)."""
+    table = FrameTable(["v"], ["{}"], np.zeros(5), np.arange(1, 6), np.full(5, -1), np.ones(5))
+    eye = np.eye(8, dtype=np.float32)
+    given = {
+        "A": (np.stack([eye[0], eye[1], 0 * eye[0], eye[3], 0 * eye[0]]), [1, 1, 0, 1, 0]),
+        "B": (np.stack([eye[2], 0 * eye[0], eye[4], 0 * eye[0], 0 * eye[0]]), [1, 0, 1, 0, 0]),
+    }
+
+    def probabilities(model, *args, **kwargs):
+        probs, known = given[model]
+        return probs, np.asarray(known, bool)
+
+    monkeypatch.setattr(submission, "model_probabilities", probabilities)
+    predictions = submission.ensemble_predictions(["A", "B"], table, "unused")
+    expected = np.stack([(eye[0] + eye[2]) / 2, eye[1], eye[4], eye[3], eye[3]])
+    np.testing.assert_array_equal(predictions[PROBS].to_numpy(), expected)
+    assert predictions[schema.FILLED].tolist() == [False, False, False, False, True]
