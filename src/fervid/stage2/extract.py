@@ -37,6 +37,7 @@ from fervid.stage2.store import (
     open_or_create,
     save_progress,
 )
+from fervid.zoo.onnx_features import onnx_encoder
 
 log = logging.getLogger("fervid")
 
@@ -71,11 +72,12 @@ def extract_features(
     ``dataset``: where the crops come from, a ``FrameDataset`` of ``table`` at the model's input
     size (default: decoded from disk; a subclass may serve crops already in memory).
     ``flip``: store the mean over each face and its mirror image (``FrameModel.embed``)."""
-    if isinstance(model, FrameModel):
-        frame_model = model
+    onnx = onnx_encoder(model)  # an ONNX model file (fervid import onnx / export --onnx)
+    if isinstance(model, FrameModel) or onnx is not None:
+        frame_model = model if onnx is None else onnx
     else:
         frame_model = load_frame_model(frame_model_path(model))
-    encoder = encoder_identity(model)
+    encoder = encoder_identity(model) if onnx is None else onnx.identity
     if flip:
         encoder["flip_tta"] = True
     device = pick_device(device)
@@ -119,9 +121,12 @@ def extract_features(
             counter.add(batch.corrupt)
             if len(batch.rows):
                 with torch.inference_mode():
-                    images = frame_model.normalize(batch.images.to(device, non_blocking=True))
-                    vectors = frame_model.embed(images, flip)
-                    scores = frame_model.head(vectors)
+                    if onnx is not None:
+                        vectors, scores = onnx.encode(batch.images, flip)
+                    else:
+                        images = frame_model.normalize(batch.images.to(device, non_blocking=True))
+                        vectors = frame_model.embed(images, flip)
+                        scores = frame_model.head(vectors)
                 rows = batch.rows.numpy()
                 features[rows] = vectors.float().cpu().numpy()
                 logits[rows] = scores.float().cpu().numpy()
