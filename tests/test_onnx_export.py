@@ -126,3 +126,15 @@ def test_resizing_matches_torch_with_antialiasing_and_cv2_without(size_in, size_
     np.testing.assert_allclose(
         resize(images[:1], size_out, antialias=False)[0].transpose(1, 2, 0), plain, atol=2e-3
     )
+
+
+def test_a_command_that_needs_torch_says_so_where_it_is_missing(monkeypatch, capsys):
+    from fervid import cli
+
+    def without_torch(args, progress):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setitem(cli.COMMANDS, "train", without_torch)
+    assert cli.main(["train", "--run-dir", "run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: `fervid train` needs PyTorch") and err.count("\n") == 1

@@ -26,6 +26,10 @@ COMMANDS = {
 }
 
 
+TORCH_PACKAGES = ("torch", "torchvision", "timm")
+"""Not needed by ``fervid predict`` with ONNX models; every command that trains needs them."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -36,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args, not args.quiet)
     except (FervidError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if error.name not in TORCH_PACKAGES:
+            raise
+        print(
+            f"error: `fervid {args.command}` needs PyTorch ({error.name} is not installed; a "
+            "predict-only install has none): pip install torch==2.14.1 torchvision==0.29.1 "
+            "timm (docs/models.md)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
