@@ -84,6 +84,9 @@ def test_the_test_frame_list_is_the_annotation_length_else_the_last_crop(gapped,
     frame_list.write_text("gap/00003.jpg\ngap/00001.jpg\ngap/00025.jpg\n")
     listed = read_test_frames(gapped, frame_list)
     assert listed.frame.tolist() == [1, 3, 25]
+    frame_list.write_text("gap/00000.jpg\n")
+    with pytest.raises(DataError, match="frames.txt:1: 'gap/00000.jpg' is not <video>"):
+        read_test_frames(gapped, frame_list)
     axis = frame_axis(gapped, listed)
     assert axis.frame.tolist() == list(range(1, 26))  # to the last listed frame
     assert not axis.has_image[20:].any()

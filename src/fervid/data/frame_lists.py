@@ -119,8 +119,10 @@ def _frames_from_file(path: Path) -> dict[str, np.ndarray | None]:
         location = row.split(",", 1)[0]
         video, _, image = location.rpartition("/")
         stem = os.path.splitext(image)[0]
-        if not video or not stem.isdigit():
-            raise DataError(path, f"{location!r} is not <video>/<NNNNN>.jpg", line=number)
+        if not video or not stem.isdigit() or int(stem) < 1:
+            raise DataError(
+                path, f"{location!r} is not <video>/<NNNNN>.jpg (frames from 1)", line=number
+            )
         frames.setdefault(video, []).append(int(stem))
     return {video: np.unique(np.asarray(numbers)) for video, numbers in frames.items()}
 
