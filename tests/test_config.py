@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import pytest
+import yaml
 
 from fervid.config import RECIPE_DIR, Config, load_config, recipe_path, to_dict
 from fervid.errors import ConfigError
@@ -55,7 +58,54 @@ def test_unknown_recipe_lists_packaged_ones():
         recipe_path("nonexistent_recipe")
 
 
-@pytest.mark.parametrize("recipe", sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+RECIPES = sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+RECIPES_PAGE = (Path(__file__).parents[1] / "docs" / "recipes.md").read_text()
+
+WHAT_EACH_RECIPE_IS = {
+    "default": lambda c: c.model.backbone == "fervid_cnn" and not c.ssl.enabled,
+    "demo": lambda c: (
+        (c.model.backbone, c.model.weights, c.train.epochs, c.train.steps_per_epoch)
+        == ("mobilenetv2_100", "package", 4, 100)
+        and (c.ssl.enabled, c.ssl.threshold, c.ssl.tau) == (True, "fixed", 0.9)
+        and (c.temporal.window, c.temporal.normalize) == (64, "video")
+    ),
+    "affwild2_resnet50": lambda c: (
+        (c.model.backbone, c.model.pretrained, c.model.input_size) == ("resnet50", True, 112)
+        and (c.ssl.enabled, c.ssl.threshold, c.ssl.debias_lambda) == (True, "flex", 0.5)
+        and c.ssl.rampup_epochs == 1
+        and c.train.precision == "bf16"
+    ),
+    "affwild2_vits16": lambda c: (
+        (c.model.backbone, c.model.pretrained, c.model.input_size)
+        == ("vit_small_patch16_224", True, 112)
+        and (c.ssl.enabled, c.ssl.threshold, c.ssl.debias_lambda) == (True, "flex", 0.5)
+    ),
+    "affwild2_temporal": lambda c: (
+        (c.temporal.train_store, c.temporal.val_store, c.temporal.frame_model)
+        == ("stores/train", "stores/validation", "runs/r50")
+        and (c.temporal.window, c.temporal.input, c.temporal.normalize)
+        == (128, "features", "video")
+    ),
+    "affwild2_onnx_temporal": lambda c: (
+        c.temporal.input == "features"
+        and c.temporal.normalize == "video"
+        and c.temporal.window == 128
+    ),
+}
+"""What each packaged recipe is for, asserted on its resolved config: a new recipe needs an
+entry here (and a line in docs/recipes.md)."""
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_packaged_recipe_is_what_it_says_and_documented(recipe):
+    assert recipe in WHAT_EACH_RECIPE_IS, f"add what {recipe}.yaml is for to WHAT_EACH_RECIPE_IS"
+    config = load_config(recipe)
+    assert WHAT_EACH_RECIPE_IS[recipe](config), to_dict(config)
+    assert f"`{recipe}`" in RECIPES_PAGE, f"docs/recipes.md does not name {recipe}"
+    assert yaml.safe_load(recipe_path(recipe).read_text())["_doc"].strip()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_every_packaged_recipe_resolves_and_builds_its_model(recipe):
     import torch
 

@@ -124,11 +124,3 @@ def test_no_source_file_is_over_the_line_limit():
         )
     too_long = {name: n for name, n in long.items() if n > MAX_LINES}
     assert not too_long, f"files over {MAX_LINES} lines: {too_long}"
-
-
-def test_the_old_top_level_modules_are_gone():
-    gone = ["ssl", "train", "features.py", "smoothing.py", "infer.py", "outputs.py", "predict.py"]
-    gone += ["dist.py", "run.py", "checkpoint.py", "registry.py", "io.py"]
-    assert not [name for name in gone if (SRC / name).exists()]
-    for folder in ("stage1", "stage2", "predict", "runtime"):
-        assert (SRC / folder / "__init__.py").is_file()

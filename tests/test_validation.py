@@ -146,11 +146,6 @@ def test_the_positional_choices_are_the_registered_encodings():
     assert sorted(typing.get_args(hint)) == POSITIONAL_ENCODINGS.names()
 
 
-def test_the_recipes_pass_their_own_checks():
-    for recipe in ("default", "demo", "affwild2_resnet50", "affwild2_vits16"):
-        load_config(recipe)
-
-
 def numeric_options() -> list[tuple[list[str], str]]:
     """(subcommand path, option) of every option whose value argparse converts (type=...)."""
     found = []
