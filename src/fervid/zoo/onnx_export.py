@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,16 +55,20 @@ def to_onnx(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder layer has no ONNX op
     try:
-        torch.onnx.export(
-            module.eval(),
-            args,
-            buffer,
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():
+            # the window-length check and given_logits are constants of the traced graph (windows
+            # are always the model's T)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                module.eval(),
+                args,
+                buffer,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     return buffer.getvalue()
@@ -120,8 +125,9 @@ def export_onnx_model(model: VideoModel, out: str | Path, source: dict | None = 
     return save_arrays(out, arrays, meta)
 
 
-def export_onnx(model_file: str | Path, out: str | Path) -> Path:
-    """An ONNX model file from a fervid model file (kind ``video`` or ``frame``)."""
+def export_onnx(model_file: str | Path, out: str | Path, source: dict | None = None) -> Path:
+    """An ONNX model file from a fervid model file (kind ``video`` or ``frame``); ``source``:
+    what the sidecar records it was made from (default: that file and its sha256)."""
     from fervid.zoo.store import load_model, read_sidecar, resolve_model
     from fervid.zoo.video_model import as_video_model
 
@@ -133,4 +139,5 @@ def export_onnx(model_file: str | Path, out: str | Path) -> Path:
             f"only fervid's own models export to ONNX (kind video or frame, not {sidecar.get('kind')!r})",
         )
     model = as_video_model(load_model(path), sidecar)
-    return export_onnx_model(model, out, {"file": str(path), "sha256": sidecar.get("sha256")})
+    source = source or {"file": str(path), "sha256": sidecar.get("sha256")}
+    return export_onnx_model(model, out, source)
