@@ -138,6 +138,17 @@ def test_a_bad_choice_in_a_section_that_is_off_stops_train_before_anything_runs(
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("stage", ["1", "2"])
+def test_a_run_folder_that_holds_a_run_is_refused_naming_the_real_flags(stage, capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
+    assert main(["train", "--stage", stage, "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume" in err, err
+    assert err.endswith("pick another --run-dir"), err
+
+
 def test_the_positional_choices_are_the_registered_encodings():
     from fervid.config import TemporalConfig
     from fervid.models.temporal import POSITIONAL_ENCODINGS

@@ -62,7 +62,7 @@ def train_stage2(
     run = RunDir(Path(run_dir))
     if run.checkpoint.exists() and not resume:
         raise FileExistsError(
-            f"{run.path} already holds a run; pass --resume or pick another --run"
+            f"{run.path} already holds a run; pass --resume or pick another --run-dir"
         )
     cfg = config.temporal
     train_store, val_store = open_stores(config)
