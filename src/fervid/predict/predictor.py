@@ -161,6 +161,8 @@ class Predictor:
         model wrapped (:class:`fervid.zoo.video_model.TorchFaceModel`) on ``device``."""
         model = load_model(path)
         if sidecar.get("kind") == "onnx":
+            if device not in ("auto", "cpu"):
+                log.info("%s: ONNX models run on the CPU (onnxruntime), not on %s", path, device)
             model.threads = predict_threads()
             model.check_graph()
             return model

@@ -55,7 +55,11 @@ def resize(images: np.ndarray, size: int, antialias: bool = False) -> np.ndarray
         return images.astype(np.float32, copy=False)
     rows = resize_matrix(height, size, antialias).astype(np.float32)
     columns = resize_matrix(width, size, antialias).astype(np.float32)
-    return (rows @ images.astype(np.float32, copy=False) @ columns.T).astype(np.float32)
+    # two large matrix products (one per axis) rather than one small product per image
+    lead = images.shape[:-2]
+    wide = images.astype(np.float32, copy=False).reshape(-1, width) @ columns.T
+    tall = np.tensordot(rows, wide.reshape(*lead, height, size), axes=([1], [len(lead)]))
+    return np.ascontiguousarray(np.moveaxis(tall, 0, -2), dtype=np.float32)
 
 
 def box_crops(image: np.ndarray, detections: np.ndarray, size: int, margin: float) -> np.ndarray:
