@@ -3,6 +3,7 @@ each preset, predict through ``fervid predict`` with the probabilities onnxrunti
 same crops; the class mapping, the hash checks and the refusals (one line, exit 2)."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -209,3 +210,30 @@ def test_a_changed_model_file_or_sidecar_is_refused(capsys, clip, tmp_path):
     model.with_suffix(".json").write_text(json.dumps(sidecar))
     with pytest.raises(DataError, match="unknown ONNX model layout: missing frame.input.mean"):
         load_onnx_model(model)
+
+
+@pytest.mark.parametrize("preset", ["enet_b0_8_best_vgaf", "enet_b2_7"])
+def test_fervid_predict_on_real_photos_gives_onnxruntimes_probabilities(
+    shared_data, preset, tmp_path
+):
+    import pandas as pd
+
+    from fervid.video.decode import read_frames
+    from fervid.zoo.preprocess import face_crops
+
+    size, classes = PRESETS[preset]
+    source = onnx.expression_onnx(tmp_path / f"{preset}.onnx", size, len(classes), seed=5)
+    model = import_onnx(source, tmp_path / "model")
+    spec = load_model(model).crop_spec
+    for name in ("single_face.jpg", "multi_face.jpg"):
+        out = tmp_path / "predictions"
+        argv = ["-q", "predict", str(shared_data / name), "--model", str(model), "--out", str(out)]
+        assert main(argv) == 0
+        table = pd.read_parquet(out / f"{Path(name).stem}.parquet")
+        assert len(table) == (1 if name == "single_face.jpg" else 5)
+        image = next(iter(read_frames(shared_data / name))).image
+        boxes = table[["x0", "y0", "x1", "y1"]].to_numpy(np.float32)
+        crops = face_crops(image, np.pad(boxes, ((0, 0), (0, 11))), spec)
+        inputs = ((crops / 255.0 - MEAN) / STD).astype(np.float32)
+        direct = expected_abaw(onnx.softmax(onnx.run_directly(source, inputs)), classes)
+        np.testing.assert_allclose(table[schema.PROB_COLUMNS].to_numpy(), direct, atol=1e-5)
