@@ -92,40 +92,38 @@ def ensemble_predictions(
     no model predicted are filled from their neighbours."""
     if not models:
         raise DataError("--model", "no model given")
-    total = np.zeros((len(table), len(schema.PROB_COLUMNS)), np.float64)
+    total = np.zeros((len(table), len(schema.PROB_COLUMNS)))
     count = np.zeros(len(table), np.int64)
     for model in models:
         probs, known = model_probabilities(model, table, work, **options)
         total[known] += probs[known]
         count += known
-    mean = (total / np.maximum(count, 1)[:, None]).astype(np.float32)
-    return prediction_table(table, mean, count > 0)
+    return prediction_table(table, total / np.maximum(count, 1)[:, None], count > 0)
 
 
 def predict_frames(
     models: list[str | Path], wanted: FrameTable, root: str | Path, work: str | Path, **options
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Predictions for exactly the frames of ``wanted`` (a frame list, in its order), and the
-    frames after each video's last face crop that had to be filled, per video (a warning names
-    them). The models run over each video's whole frame axis (1 to its last listed frame or
+    number of listed frames after each video's last face crop, per video (predicted without a
+    face; a warning names them). The models run over each video's whole frame axis (1 to its last listed frame or
     face crop), so every frame sees the same spacing as in training and validation."""
     axis = frame_axis(root, wanted)
     predictions = ensemble_predictions(models, axis, work, **options)
-    index = {name: number for number, name in enumerate(axis.videos)}
-    video = np.array([index.get(name, -1) for name in wanted.videos], np.int64)[wanted.video]
-    keys = axis.video.astype(np.int64) << 32 | axis.frame  # ascending: videos, then frames
-    rows = np.searchsorted(keys, video << 32 | wanted.frame)  # the axis holds every listed frame
+    rows = np.zeros(len(wanted), np.int64)
     after_last_face: dict[str, int] = {}
     for number, span in axis.video_slices():
-        faces = np.flatnonzero(axis.has_image[span])
-        last_face = int(axis.frame[span][faces[-1]]) if len(faces) else 0
-        count = int((wanted.frame[video == number] > last_face).sum())
+        name = axis.videos[number]
+        listed = wanted.video == wanted.videos.index(name)
+        rows[listed] = span.start + wanted.frame[listed] - 1  # the axis holds frames 1..last
+        last_face = int(axis.frame[span][axis.has_image[span]].max())
+        count = int((wanted.frame[listed] > last_face).sum())
         if count:
-            after_last_face[axis.videos[number]] = count
+            after_last_face[name] = count
             log.warning(
                 "%s: %d listed frames come after its last face crop (frame %d); they are "
                 "predicted from the frames before it",
-                axis.videos[number],
+                name,
                 count,
                 last_face,
             )
