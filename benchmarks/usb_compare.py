@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for draw in draws:
         root = data_root(draw, Path(args.out))
-        npz = export_npz(args, draw, root, Path(args.out))
+        npz = export_npz(args, draw, root, Path(args.out)) if python else None
         for method in methods:
             print(f"== draw {draw}: {method}", flush=True)
             if method in USB_METHODS:
@@ -385,6 +385,9 @@ def same_budget(run: Path, args: argparse.Namespace) -> bool:
         ("data", "labels_per_class"): args.labels_per_class,
         ("data", "labelled_seed"): args.labelled_seed,
         ("model", "input_size"): args.size,
+        ("ssl", "mu"): args.mu,
+        ("ssl", "tau"): args.tau,
+        ("optim", "lr"): args.lr,
     }
     return all(config.get(a, {}).get(b) == v for (a, b), v in want.items())
 
@@ -468,7 +471,8 @@ def fervid_scores(folder: Path) -> dict:
 
 
 def format_row(row: dict) -> str:
-    f1 = "failed" if row.get("macro_f1") is None else f"{row['macro_f1']:.4f}"
+    f1 = "missing" if str(row.get("error", "")).startswith("no finished run") else "failed"
+    f1 = f1 if row.get("macro_f1") is None else f"{row['macro_f1']:.4f}"
     ema = row.get("macro_f1_ema")
     ema = f"{ema:.4f}" if ema is not None else "-"
     seconds = row.get("seconds")
