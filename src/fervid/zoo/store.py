@@ -176,7 +176,9 @@ def list_models() -> list[dict[str, str]]:
             meta = {"kind": "?"}
         source = meta.get("source", "")
         if isinstance(source, dict):
-            source = f"{_summary(source, ('package', 'version', 'project'))}: {source.get('file', '')}"
+            source = (
+                f"{_summary(source, ('package', 'version', 'project'))}: {source.get('file', '')}"
+            )
         models.append(
             {
                 "name": sidecar.stem,
