@@ -193,7 +193,8 @@ def fake_models(monkeypatch):
 
     def extract(*args, **kwargs):
         calls["extract"] = (args, kwargs)
-        return Store()
+        calls["store"] = Store()
+        return calls["store"]
 
     def run_temporal(model, store):
         calls["temporal"] = (model, store)
@@ -224,7 +225,8 @@ def test_model_probabilities_are_the_frame_heads_or_the_temporal_encoders_unfill
     assert got == ("temporal encoder", "predicted")
     store_dir = tmp_path / "video0000000"
     assert calls["extract"] == ((frame, table, store_dir, 7, 0, "cuda", False), {"flip": True})
-    assert calls["temporal"][0] is temporal and temporal.device == frame.head.weight.device
+    assert calls["temporal"] == (temporal, calls["store"])
+    assert temporal.device == frame.head.weight.device
 
 
 def test_an_ensemble_passes_each_model_the_table_work_folder_and_options(monkeypatch):

@@ -28,7 +28,6 @@ from fervid.models.frame import FrameModel
 from fervid.runtime.checkpoint import sha256_file
 from fervid.stage2.compare import temporal_probabilities
 from fervid.stage2.extract import extract_features
-from fervid.stage2.store import frame_model_path
 from fervid.zoo.store import load_model, read_sidecar, resolve_model
 from fervid.zoo.video_model import VideoModel
 
@@ -41,8 +40,7 @@ KINDS = ("frame", "video")
 def resolve_split_model(model: str | Path) -> Path:
     """A model file of a kind that runs over face crops: a stage-1 run folder or frame model
     file, an exported video model, or an installed name."""
-    path = Path(model)
-    path = frame_model_path(path) if path.is_dir() else resolve_model(model)
+    path = resolve_model(model)  # a run folder: its model.safetensors
     kind = read_sidecar(path).get("kind")
     if kind not in KINDS:
         raise DataError(
