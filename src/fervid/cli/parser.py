@@ -194,9 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument(
         "--videos",
-        help="the organisers' test list: one video name per line, or the sample submission "
-        "(fixes the exact frames); default: every folder of <data.root>/cropped_aligned with no "
-        "annotation file",
+        help="the organisers' test list: one video name per line, their sample submission or a "
+        "frame list (<video>/<NNNNN>.jpg lines; these fix the exact frames); a plain name runs to "
+        "its annotation length, else its last face crop (with a warning); default: every folder "
+        "of <data.root>/cropped_aligned with no annotation file",
     )
     submit.add_argument(
         "--out", required=True, help="submission file (per-frame probabilities beside it, .parquet)"
