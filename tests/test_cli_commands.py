@@ -91,6 +91,7 @@ def synthesised(tmp_path_factory) -> tuple[Path, int, dict]:
 # --- data -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_data_synth_writes_the_dataset_it_prints(synthesised):
     root, code, summary = synthesised
     assert code == 0
@@ -146,6 +147,7 @@ def test_data_check_reports_what_synth_wrote_and_fails_on_a_bad_label(
     assert f"1 problem(s):\n  {labels}:{len(lines) + 1}: label '9' is not an integer" in out
 
 
+@pytest.mark.slow
 def test_data_crop_writes_aligned_crops_of_the_faces_it_reports(shared_data, tmp_path, capsys):
     videos = [shared_data / "WolfgangLanger_Pexels.mp4", shared_data / "no_face.mp4"]
     code, out, _ = run(
@@ -178,6 +180,7 @@ def test_data_crop_of_a_video_without_faces_writes_no_folder(tmp_path, capsys):
 # --- training, features, evaluation ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_stage1_prints_the_validation_metrics_it_writes(
     colour_coded_dataset, tmp_path, capsys
 ):
@@ -201,6 +204,7 @@ def test_train_stage1_prints_the_validation_metrics_it_writes(
     assert [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").open()] == [1]
 
 
+@pytest.mark.slow
 def test_train_stage2_prints_the_comparison_it_writes(tmp_path, capsys):
     store = shutil.copytree(LEGACY / "store-validation", tmp_path / "store")
     run_dir = tmp_path / "run"
@@ -255,6 +259,7 @@ def test_features_of_the_legacy_model_reproduce_the_legacy_store(legacy_data, tm
     assert list(written.table.frame) == list(legacy.table.frame)
 
 
+@pytest.mark.slow
 def test_evaluate_a_frame_model_gives_the_legacy_frame_scores(legacy_data, tmp_path, capsys):
     out_dir = tmp_path / "eval"
     code, out, _ = run(
@@ -280,6 +285,7 @@ def test_evaluate_a_frame_model_gives_the_legacy_frame_scores(legacy_data, tmp_p
         assert (out_dir / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_evaluate_with_a_store_gives_the_legacy_comparison(tmp_path, capsys):
     out_dir = tmp_path / "eval"
     code, out, _ = run(
@@ -302,6 +308,7 @@ def test_evaluate_with_a_store_gives_the_legacy_comparison(tmp_path, capsys):
     assert (out_dir / "predictions.parquet").is_file() and (out_dir / "comparison.csv").is_file()
 
 
+@pytest.mark.slow
 def test_submit_prints_what_the_submission_file_holds(challenge, tmp_path, capsys):  # noqa: F811
     out_file = tmp_path / "submission.csv"
     code, out, _ = run(
@@ -323,6 +330,7 @@ def test_submit_prints_what_the_submission_file_holds(challenge, tmp_path, capsy
     assert len(rows) - 1 == 30 + 26 + 34 and filled == 0
 
 
+@pytest.mark.slow
 def test_plot_draws_the_training_curves_where_it_says(tmp_path, capsys):
     run_dir = shutil.copytree(LEGACY / "stage1", tmp_path / "stage1")
     code, out, _ = run(capsys, "plot", str(run_dir))
@@ -334,6 +342,7 @@ def test_plot_draws_the_training_curves_where_it_says(tmp_path, capsys):
             assert image.format == "PNG" and min(image.size) > 100
 
 
+@pytest.mark.slow
 def test_ablate_trains_each_variant_and_seed_once_and_tabulates_them(legacy_data, tmp_path, capsys):
     out_dir = tmp_path / "ablation"
     argv = [
@@ -377,6 +386,7 @@ def test_ablate_trains_each_variant_and_seed_once_and_tabulates_them(legacy_data
     assert {r: (r / "metrics.jsonl").stat().st_mtime_ns for r in runs} == logs
 
 
+@pytest.mark.slow
 def test_ablate_over_data_draws_generates_each_draw_once_and_reports_the_worst(tmp_path, capsys):
     out_dir = tmp_path / "draws"
     argv = [
@@ -434,6 +444,7 @@ def test_export_with_install_packages_the_runs_and_installs_the_file(
     assert meta["kind"] == "video"
 
 
+@pytest.mark.slow
 def test_import_fer_converts_the_keras_file(fervid_home, tmp_path, capsys):
     network = random_mini_xception()
     hdf5 = write_keras_hdf5(tmp_path / "emotion_model.hdf5", network)
@@ -489,6 +500,7 @@ def test_config_prints_the_resolved_recipe_with_overrides(capsys):
 # --- prediction and the demo --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_predict_images_reports_each_face_it_writes(shared_data, tmp_path, capsys):
     images = [shared_data / "single_face.jpg", shared_data / "multi_face.jpg"]
     out_dir = tmp_path / "out"
@@ -512,6 +524,7 @@ def test_predict_images_reports_each_face_it_writes(shared_data, tmp_path, capsy
         assert len(pd.read_csv(out_dir / f"{image.stem}.csv")) == faces
 
 
+@pytest.mark.slow
 def test_predict_a_video_without_faces(tmp_path, capsys):
     video = write_video(tmp_path / "noise.mp4", frames=5)
     code, out, _ = run(
@@ -525,6 +538,7 @@ def test_predict_a_video_without_faces(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "noise.json").read_text())["frames_decoded"] == 5
 
 
+@pytest.mark.slow
 def test_demo_prints_the_figures_of_the_runs_it_writes(tmp_path, capsys):
     out_dir = tmp_path / "demo"
     code, out, _ = run(capsys, "demo", "--out", str(out_dir), *TINY_DEMO)

@@ -106,6 +106,7 @@ def test_every_packaged_recipe_is_what_it_says_and_documented(recipe):
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.slow
 def test_every_packaged_recipe_resolves_and_builds_its_model(recipe):
     import torch
 

@@ -64,6 +64,7 @@ def test_impossible_cross_fitting_is_refused(overrides):
         load_config(None, overrides)
 
 
+@pytest.mark.slow
 def test_stage2_trains_on_logits_from_the_fold_model_that_never_saw_the_video(tmp_path):
     overrides = [
         *TINY,
@@ -114,6 +115,7 @@ def test_mix_windows_takes_whole_windows_from_the_second_with_the_given_share():
     assert 0.15 < per_window.mean() < 0.35
 
 
+@pytest.mark.slow
 def test_out_of_fold_share_is_the_share_of_windows_that_read_the_out_of_fold_logits(tmp_path):
     """With share 0 training never reads the store's (out-of-fold) logits: two stores that differ
     only there train the same model; with share 1 they do not."""

@@ -43,6 +43,7 @@ def fingerprint(path):
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
     result = demo(tmp_path / "demo", TINY, progress=False)
     comparison = result["metrics"]["comparison"]["table"]
@@ -102,6 +103,7 @@ def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
     assert (tmp_path / "pred" / f"{scene.stem}.parquet").exists()
 
 
+@pytest.mark.slow
 def test_a_temporal_encoder_on_logits_carries_the_frame_head_into_predict(tmp_path):
     demo(tmp_path / "demo", TINY, progress=False)
     run = tmp_path / "demo" / "run"

@@ -111,6 +111,7 @@ def test_nms_and_iou_equal_their_references_on_random_boxes(seed):
 
 @needs_data
 @pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.slow
 def test_detector_output_is_identical_with_the_hand_written_nms(name, monkeypatch):
     """Each backend on the real images and the first frames of the clip, with torchvision's NMS
     and with the former hand-written one: the same detections to the bit."""
@@ -141,6 +142,7 @@ def test_backends_return_empty_arrays_for_blank_images(name):
         detector.detect([np.zeros((240, 320), np.uint8)])
 
 
+@pytest.mark.slow
 def test_retinaface_never_imports_opencv():
     code = (
         "import sys, numpy as np; from fervid.video.detect import build_detector; "
@@ -168,6 +170,7 @@ def test_faces_in_the_sample_images(name):
 
 
 @needs_data
+@pytest.mark.slow
 def test_default_detector_finds_the_face_in_nearly_every_frame_of_the_clip():
     detector = build_detector()
     assert detector.name == "retinaface" and detector.max_side == 320
@@ -180,6 +183,7 @@ def test_default_detector_finds_the_face_in_nearly_every_frame_of_the_clip():
 
 
 @needs_data
+@pytest.mark.slow
 def test_yunet_finds_the_face_in_the_clip():
     detector = build_detector("yunet")
     frames = read_frames(DATA / "WolfgangLanger_Pexels.mp4", every=12)
@@ -189,6 +193,7 @@ def test_yunet_finds_the_face_in_the_clip():
 
 @needs_data
 @pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.slow
 def test_no_face_in_the_clip_without_faces(name):
     detector = build_detector(name)
     every = 1 if name == "retinaface" else 4

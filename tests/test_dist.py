@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from fervid.runtime.dist import all_gather_cat, is_distributed, mean_over_rows
@@ -21,6 +22,7 @@ def test_collectives_without_a_process_group_see_only_this_process():
     torch.testing.assert_close(mean_over_rows(probs[:, 0]), probs[:, 0].mean())
 
 
+@pytest.mark.slow
 def test_collectives_on_parts_of_different_sizes_under_torchrun():
     result = torchrun(2, target=(str(SCRIPT),))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -4,6 +4,7 @@ gets its outputs, a bad input is reported once and fails the run."""
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from .helpers import torchrun
 from .test_predict import random_weights_model, write_video  # noqa: F401 (fixture)
@@ -11,6 +12,7 @@ from .test_predict import random_weights_model, write_video  # noqa: F401 (fixtu
 SCRIPT = Path(__file__).parent / "distributed" / "ddp_predict.py"
 
 
+@pytest.mark.slow
 def test_two_processes_predict_every_input_once(random_weights_model, tmp_path):  # noqa: F811
     videos = [write_video(tmp_path / f"clip{k}.mp4", frames=6) for k in range(3)]
     broken = tmp_path / "broken.mp4"

@@ -21,6 +21,7 @@ def run_statistics(processes: int, out: Path, threshold: str, global_batch: int)
 
 @pytest.mark.parametrize("global_batch", [48, 15])  # 15: 8 and 7 rows on the two processes
 @pytest.mark.parametrize("threshold", ["flex", "free"])
+@pytest.mark.slow
 def test_two_processes_match_one_process_statistics(tmp_path, threshold, global_batch):
     run_statistics(1, tmp_path / "one", threshold, global_batch)
     run_statistics(2, tmp_path / "two", threshold, global_batch)
@@ -34,6 +35,7 @@ def test_two_processes_match_one_process_statistics(tmp_path, threshold, global_
     assert one["p_hat"] != [0.125] * 8
 
 
+@pytest.mark.slow
 def test_flexmatch_under_torchrun_survives_a_corrupt_unlabelled_image(
     colour_coded_dataset, tmp_path
 ):

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from fervid import schema
 from fervid.config import load_config
@@ -20,6 +21,7 @@ from .test_features import BATCH, model_file, one_thread  # noqa: F401 (autouse:
 from .test_stage2 import ENCODER, TINY, pulses, write_store
 
 
+@pytest.mark.slow
 def test_extraction_by_two_processes_writes_the_store_of_one(colour_coded_dataset, tmp_path):
     model = model_file(tmp_path / "model")
     options = [
@@ -44,6 +46,7 @@ def test_extraction_by_two_processes_writes_the_store_of_one(colour_coded_datase
     assert np.array_equal(np.asarray(double.logits), np.asarray(single.logits))
 
 
+@pytest.mark.slow
 def test_two_processes_finish_an_extraction_one_process_left(colour_coded_dataset, tmp_path):
     model = model_file(tmp_path / "model")
     options = [f"data.root={colour_coded_dataset}", "data.workers=0", "train.device=cpu"]
@@ -70,6 +73,7 @@ def test_two_processes_finish_an_extraction_one_process_left(colour_coded_datase
     assert np.array_equal(np.asarray(store.features), np.asarray(complete.features))
 
 
+@pytest.mark.slow
 def test_stage2_under_two_processes_gathers_the_validation_predictions_once(tmp_path):
     train, validation = pulses(0, videos=12), pulses(1, videos=5)
     write_store(tmp_path / "train", train[0], ENCODER, *train[1:])

@@ -27,6 +27,7 @@ def two_process_run(colour_coded_dataset, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_ssl_training_under_torchrun_two_processes(two_process_run):
     run = two_process_run
     state, meta = load_weights(run / "model.safetensors")
@@ -40,6 +41,7 @@ def test_ssl_training_under_torchrun_two_processes(two_process_run):
     assert metrics["frames"] == 111  # every validation frame, gathered from both processes
 
 
+@pytest.mark.slow
 def test_resume_with_another_world_size_is_refused(colour_coded_dataset, tmp_path):
     run = tmp_path / "run"
     options = [f"data.root={colour_coded_dataset}", *SSL, "train.epochs=1"]
@@ -65,6 +67,7 @@ def test_resume_with_another_world_size_is_refused(colour_coded_dataset, tmp_pat
 
 
 @pytest.mark.parametrize("processes", [2])
+@pytest.mark.slow
 def test_mismatched_configs_across_ranks_are_detected(colour_coded_dataset, tmp_path, processes):
     # each rank sees a different seed through its environment-dependent override
     script = tmp_path / "launch.py"
@@ -86,6 +89,7 @@ def test_mismatched_configs_across_ranks_are_detected(colour_coded_dataset, tmp_
     assert "different configs" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_ddp_step_on_two_processes_has_the_gradient_of_one_process_on_the_whole_batch(tmp_path):
     """One stage-1 step (Stage1Step, test_vit: no BatchNorm, dropout off, no augmentation; see
     tests/distributed/ddp_step.py): each of 2 processes takes half of a global batch of 8, DDP
@@ -116,6 +120,7 @@ def test_a_ddp_step_on_two_processes_has_the_gradient_of_one_process_on_the_whol
         "model",  # FixMatch: the student pseudo-labels in its own forward, no EMA copy
     ],
 )
+@pytest.mark.slow
 def test_a_two_process_run_killed_after_its_first_checkpoint_resumes_to_the_same_weights(
     colour_coded_dataset, two_process_run, tmp_path, teacher
 ):

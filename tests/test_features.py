@@ -105,6 +105,7 @@ def counting_encoder(model, kill_at_call=None):
     return seen
 
 
+@pytest.mark.slow
 def test_killed_extraction_resumes_without_recomputing_done_videos(train_table, tmp_path):
     reference = extract(frame_model(), train_table, tmp_path / "uninterrupted", workers=2)
 
@@ -131,6 +132,7 @@ def test_killed_extraction_resumes_without_recomputing_done_videos(train_table, 
     assert seen["frames"] == 0
 
 
+@pytest.mark.slow
 def test_a_store_of_another_encoder_is_refused(colour_coded_dataset, train_table, tmp_path):
     first, second = model_file(tmp_path / "a" / "model", 0), model_file(tmp_path / "b" / "model", 1)
     extract(first, train_table, tmp_path / "train")

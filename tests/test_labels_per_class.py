@@ -122,6 +122,7 @@ def test_labels_per_class_on_a_dataset_hides_the_rest_in_the_pool(tmp_path):
     assert len(labelled_split(config.data, "validation")) == len(read_split(root, "validation"))
 
 
+@pytest.mark.slow
 def test_stage1_trains_on_exactly_n_per_class(colour_coded_dataset, tmp_path):
     options = [f"data.root={colour_coded_dataset}", *SSL, "data.labels_per_class=2"]
     config = load_config(None, [*options, "train.epochs=1"])
@@ -199,6 +200,7 @@ def test_a_short_class_is_refused_by_the_cli_in_one_line(colour_coded_dataset, t
     assert len(err) == 1 and "data.labels_per_class: 500" in err[0] and " has " in err[0], err
 
 
+@pytest.mark.slow
 def test_every_process_under_torchrun_chooses_the_same_labelled_frames(
     colour_coded_dataset, tmp_path
 ):

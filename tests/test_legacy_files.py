@@ -52,6 +52,7 @@ def test_an_old_store_and_temporal_model_give_the_old_comparison(legacy):
             )
 
 
+@pytest.mark.slow
 def test_an_old_stage1_model_file_gives_the_old_logits(legacy):
     model = load_frame_model(legacy / "stage1" / "model.safetensors").eval()
     with torch.no_grad():
@@ -59,6 +60,7 @@ def test_an_old_stage1_model_file_gives_the_old_logits(legacy):
     assert_close_across_cpus(logits.numpy(), EXPECTED["frame_logits"])
 
 
+@pytest.mark.slow
 def test_an_old_video_model_gives_the_old_frame_and_track_probabilities(legacy):
     model = load_video_model(legacy / "video.safetensors").eval()
     with torch.no_grad():
@@ -70,6 +72,7 @@ def test_an_old_video_model_gives_the_old_frame_and_track_probabilities(legacy):
     assert Predictor(legacy / "video.safetensors").temporal
 
 
+@pytest.mark.slow
 def test_old_run_folders_export_resume_and_plot(legacy, tmp_path):
     exported = export_model(legacy / "stage1", tmp_path / "again.safetensors", legacy / "stage2")
     again = load_video_model(exported).eval()

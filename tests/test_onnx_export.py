@@ -32,6 +32,7 @@ def models(tmp_path_factory):
     return torch_model, out
 
 
+@pytest.mark.slow
 def test_the_export_is_an_onnx_model_with_both_graphs(models):
     meta = json.loads(models[1].with_suffix(".json").read_text())
     assert meta["kind"] == "onnx" and meta["temporal"]["sha256"] and meta["frame"]["sha256"]
@@ -41,6 +42,7 @@ def test_the_export_is_an_onnx_model_with_both_graphs(models):
 @pytest.mark.parametrize(
     "name", ["WolfgangLanger_Pexels.mp4", "single_face.jpg", "multi_face.jpg", "no_face.mp4"]
 )
+@pytest.mark.slow
 def test_onnx_probabilities_equal_the_torch_paths_on_real_media(shared_data, models, name):
     tables = [Predictor(m, PredictOptions()).predict(shared_data / name) for m in models]
     assert len(tables[0]) == len(tables[1])
@@ -66,6 +68,7 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
 """
 
 
+@pytest.mark.slow
 def test_predict_with_an_onnx_model_runs_where_torch_cannot_be_imported(models, tmp_path):
     from PIL import Image
 

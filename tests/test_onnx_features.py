@@ -22,6 +22,7 @@ RECIPE = "affwild2_onnx_temporal"
 
 
 @pytest.mark.parametrize("features_output", [None, "features"])
+@pytest.mark.slow
 def test_features_of_an_onnx_model_train_the_temporal_encoder(
     colour_coded_dataset, tmp_path, features_output
 ):

@@ -67,6 +67,7 @@ def predict(model, clip, **options):
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.slow
 def test_each_preset_predicts_what_onnxruntime_gives_on_the_same_crops(preset, clip, tmp_path):
     size, classes = PRESETS[preset]
     source = onnx.expression_onnx(tmp_path / f"{preset}.onnx", size, len(classes))
@@ -127,6 +128,7 @@ def test_flip_averages_the_logits_of_each_crop_and_its_mirror_image(tmp_path):
     np.testing.assert_allclose(probs, expected_abaw(onnx.softmax(logits), HSE_8), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_an_onnx_model_joins_an_ensemble_with_a_fervid_model(clip, frame_model_file, tmp_path):
     source = onnx.expression_onnx(tmp_path / "enet_b0_8_best_vgaf.onnx", 224, 8)
     model = import_onnx(source, tmp_path / "model")

@@ -42,6 +42,7 @@ def write_video(path, frames=12, size=(64, 48), codec="libx264", fps=10):
     return path
 
 
+@pytest.mark.slow
 def test_real_video_every_output(shared_data, random_weights_model, tmp_path):
     video = shared_data / "WolfgangLanger_Pexels.mp4"
     results, errors = predict(
@@ -66,6 +67,7 @@ def test_real_video_every_output(shared_data, random_weights_model, tmp_path):
         assert sum(1 for _ in container.decode(video=0)) == 472
 
 
+@pytest.mark.slow
 def test_images_and_folders(shared_data, random_weights_model, tmp_path):
     folder = tmp_path / "inputs"
     folder.mkdir()
@@ -82,6 +84,7 @@ def test_images_and_folders(shared_data, random_weights_model, tmp_path):
     ("suffix", "codec"),
     [(".mp4", "libx264"), (".avi", "mpeg4"), (".mkv", "libx264"), (".mov", "mpeg4")],
 )
+@pytest.mark.slow
 def test_containers_without_faces_give_empty_tables(random_weights_model, tmp_path, suffix, codec):
     video = write_video(tmp_path / f"noise{suffix}", codec=codec)
     prediction = Predictor(random_weights_model).run(video)
@@ -90,6 +93,7 @@ def test_containers_without_faces_give_empty_tables(random_weights_model, tmp_pa
     assert prediction.summary["tracks"] == []
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_alone_and_the_others_complete(
     shared_data, random_weights_model, tmp_path, capsys
 ):
@@ -118,6 +122,7 @@ def test_bad_inputs_fail_alone_and_the_others_complete(
     assert (tmp_path / "out" / "single_face.parquet").exists()
 
 
+@pytest.mark.slow
 def test_truncated_video_keeps_what_decodes(shared_data, random_weights_model, tmp_path):
     data = (shared_data / "WolfgangLanger_Pexels.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"

@@ -31,6 +31,7 @@ def probabilities(table):
     return table[schema.PROB_COLUMNS].to_numpy(np.float64)
 
 
+@pytest.mark.slow
 def test_an_ensemble_averages_its_members_probabilities_frame_by_frame(
     video_file, frame_model_file, clip
 ):

@@ -59,6 +59,7 @@ def shared_data_dir():
     return str(SHARED_DATA)
 
 
+@pytest.mark.slow
 def test_a_url_over_loopback_http_predicts_like_the_file(served, shared_data_dir, frame_model_file):
     predictor = Predictor(frame_model_file, PredictOptions(batch_size=32))
     from_url = predictor.run(f"{served}/{CLIP}")
@@ -69,6 +70,7 @@ def test_a_url_over_loopback_http_predicts_like_the_file(served, shared_data_dir
     pd.testing.assert_frame_equal(from_url.table[columns], from_file.table[columns])
 
 
+@pytest.mark.slow
 def test_a_pipe_in_live_mode_streams_json_lines_and_counts_what_it_dropped(
     shared_data_dir, frame_model_file, tmp_path
 ):
@@ -100,6 +102,7 @@ def test_a_pipe_in_live_mode_streams_json_lines_and_counts_what_it_dropped(
     assert table["detected"].sum() == len(rows)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_live_stream_cleanly_with_its_outputs_written(
     shared_data_dir, frame_model_file, tmp_path
 ):

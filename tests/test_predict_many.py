@@ -44,6 +44,7 @@ def assert_whole(out):
     assert not [p for p in out.iterdir() if p.name.startswith(".") or ".tmp" in p.name]
 
 
+@pytest.mark.slow
 def test_a_killed_job_continues_and_skips_what_is_done(folder, frame_model_file, tmp_path):
     out = tmp_path / "out"
     process = subprocess.Popen(predict(folder, frame_model_file, out))
@@ -83,6 +84,7 @@ def test_a_killed_job_continues_and_skips_what_is_done(folder, frame_model_file,
     assert all(json.loads(p.read_text())["options"]["every"] == 2 for p in done(out))
 
 
+@pytest.mark.slow
 def test_other_options_are_not_taken_for_done(folder, frame_model_file, tmp_path):
     out = tmp_path / "out"
     inputs = tmp_path / "list.txt"

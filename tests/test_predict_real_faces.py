@@ -19,6 +19,7 @@ def flips(labels) -> int:
     return int((labels[1:] != labels[:-1]).sum())
 
 
+@pytest.mark.slow
 def test_wolfgang_is_sad_then_happy_and_smoothing_reduces_flips(shared_data, fer_model, tmp_path):
     video = shared_data / "WolfgangLanger_Pexels.mp4"
     results, errors = predict([video], fer_model, tmp_path / "smoothed")

@@ -160,6 +160,7 @@ def frame_only_table(frame_file, clip, smoothing):
     return predictor.run(clip).table
 
 
+@pytest.mark.slow
 def test_the_temporal_model_sees_the_track_on_its_real_frame_axis_with_gaps_masked(
     temporal_run,
 ):

@@ -43,6 +43,7 @@ def by_frame(predictions: pd.DataFrame) -> pd.DataFrame:
     return frame.set_index([schema.VIDEO, schema.FRAME]).sort_index()
 
 
+@pytest.mark.slow
 def test_evaluate_keeps_what_the_temporal_encoder_predicted_for_frames_without_a_face(tmp_path):
     root = write_colour_coded_affwild2(tmp_path / "data", 2, 40)
     config = load_config(None, [f"data.root={root}", *COMMON])
@@ -71,6 +72,7 @@ def gapped_validation(root: Path) -> None:
     labels_file.write_text("\n".join([ABAW_HEADER, *labels]) + "\n")
 
 
+@pytest.mark.slow
 def test_validation_evaluate_and_submit_give_the_same_probabilities_on_every_frame(tmp_path):
     root = write_colour_coded_affwild2(tmp_path / "data", 2, 40)
     gapped_validation(root)

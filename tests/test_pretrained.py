@@ -23,6 +23,7 @@ def packaged_state(backbone: str) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("backbone", ["mobilenetv2_100", "efficientnet_lite0"])
+@pytest.mark.slow
 def test_packaged_weights_load_every_backbone_tensor_from_the_package(backbone):
     state = packaged_state(backbone)
     model = FrameModel(
@@ -37,6 +38,7 @@ def test_packaged_weights_load_every_backbone_tensor_from_the_package(backbone):
     assert not torch.equal(fresh.backbone.state_dict()["conv_stem.weight"], own["conv_stem.weight"])
 
 
+@pytest.mark.slow
 def test_mobilenet_features_equal_torchvisions_network_with_the_same_file():
     import torchvision
 
@@ -64,6 +66,7 @@ def test_a_backbone_without_packaged_weights_is_refused():
         FrameModel(load_config(None, ["model.weights=package"]).model)  # fervid_cnn
 
 
+@pytest.mark.slow
 def test_a_file_of_another_architecture_matches_neither_by_name_nor_by_position(tmp_path):
     state = packaged_state("mobilenetv2_100")
     file = tmp_path / "mobilenet.pth"

@@ -34,6 +34,7 @@ def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     ("warmup", "decays"),
     [(False, [0.0, 0.0, 0.9, 0.9]), (True, [0.0, 0.0, 1 - 2 ** (-2 / 3), 1 - 3 ** (-2 / 3)])],
 )
+@pytest.mark.slow
 def test_the_ema_is_the_decay_weighted_average_of_the_model(warmup, decays):
     """After optimizer step t: ema = d_t * ema + (1 - d_t) * model, where d_t = 0 for t <= 1 (the
     EMA starts as a copy), then the momentum (0.9) without the warm-up, min(0.9, 1 - t^(-2/3))
@@ -52,6 +53,7 @@ def test_the_ema_is_the_decay_weighted_average_of_the_model(warmup, decays):
     assert moved, "the EMA should differ from the model it averages"
 
 
+@pytest.mark.slow
 def test_the_ema_clock_and_the_epoch_count_optimizer_steps_under_accumulation(
     colour_coded_dataset, tmp_path, monkeypatch
 ):

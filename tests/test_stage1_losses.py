@@ -66,6 +66,7 @@ def test_the_corrections_are_refused_with_class_uniform_batches():
         load_config(None, ["train.loss=focal"])
 
 
+@pytest.mark.slow
 def test_a_stage1_run_trains_with_the_logit_adjusted_loss_of_its_labelled_counts(
     colour_coded_dataset, tmp_path, monkeypatch
 ):

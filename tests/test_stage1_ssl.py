@@ -38,6 +38,7 @@ def ssl_options(root, *extra):
     return [f"data.root={root}", *SSL, *extra]
 
 
+@pytest.mark.slow
 def test_ssl_run_logs_pseudo_label_statistics(colour_coded_dataset, tmp_path):
     train(load_config(None, ssl_options(colour_coded_dataset)), tmp_path / "run", progress=False)
     steps = [
@@ -57,6 +58,7 @@ def test_ssl_run_logs_pseudo_label_statistics(colour_coded_dataset, tmp_path):
     assert steps[-1]["p_hat"] != [0.125] * 8  # p_hat moved away from uniform
 
 
+@pytest.mark.slow
 def test_ssl_resume_restores_teacher_thresholds_and_p_hat(colour_coded_dataset, tmp_path):
     options = ssl_options(colour_coded_dataset, "train.epochs=3")
     train(load_config(None, options), tmp_path / "full", progress=False)
@@ -80,6 +82,7 @@ def test_ssl_resume_restores_teacher_thresholds_and_p_hat(colour_coded_dataset, 
 
 
 @pytest.mark.parametrize("cache_images", ["true", "false"])
+@pytest.mark.slow
 def test_ssl_resume_with_data_workers_is_bit_identical(
     colour_coded_dataset, tmp_path, cache_images
 ):
@@ -107,6 +110,7 @@ def test_ssl_resume_with_data_workers_is_bit_identical(
     assert difference == 0.0, f"resumed weights differ by up to {difference:.3g}"
 
 
+@pytest.mark.slow
 def test_labelled_batches_stay_class_uniform_under_ssl(colour_coded_dataset):
     config = load_config(
         None, ssl_options(colour_coded_dataset, "train.steps_per_epoch=200", "train.batch_size=32")
@@ -184,6 +188,7 @@ def test_unlabelled_source_errors_name_the_file(tmp_path):
         read_unlabelled_sources([str(tmp_path / "missing")])
 
 
+@pytest.mark.slow
 def test_external_model_file_as_the_pseudo_labelling_teacher(colour_coded_dataset, tmp_path):
     """Wiring test: an external teacher that always answers Fear makes every kept
     pseudo-label Fear; blended half with the EMA teacher it still dominates."""

@@ -25,6 +25,7 @@ def tiny_config(root, *extra):
     return load_config(None, [f"data.root={root}", *TINY, *extra])
 
 
+@pytest.mark.slow
 def test_training_writes_run_outputs_and_learns_the_colour_code(colour_coded_dataset, tmp_path):
     config = tiny_config(
         colour_coded_dataset, "train.epochs=3", "train.steps_per_epoch=15", "optim.lr=0.01"
@@ -48,6 +49,7 @@ def test_training_writes_run_outputs_and_learns_the_colour_code(colour_coded_dat
     assert metrics["macro_f1"] > 0.5  # tints are trivially separable
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_ends_with_the_same_weights(colour_coded_dataset, tmp_path):
     options = [
         f"data.root={colour_coded_dataset}",
@@ -73,6 +75,7 @@ def test_resume_after_a_kill_ends_with_the_same_weights(colour_coded_dataset, tm
     assert epochs == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_existing_run_without_resume_is_refused(colour_coded_dataset, tmp_path):
     config = tiny_config(colour_coded_dataset, "train.epochs=1", "train.steps_per_epoch=2")
     train(config, tmp_path / "run", progress=False)
@@ -80,6 +83,7 @@ def test_existing_run_without_resume_is_refused(colour_coded_dataset, tmp_path):
         train(config, tmp_path / "run", progress=False)
 
 
+@pytest.mark.slow
 def test_evaluate_reloads_the_saved_model(colour_coded_dataset, tmp_path):
     config = tiny_config(colour_coded_dataset, "train.epochs=1")
     trained = train(config, tmp_path / "run", progress=False)

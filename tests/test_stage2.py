@@ -118,6 +118,7 @@ def trained(stores):
     return run, metrics
 
 
+@pytest.mark.slow
 def test_temporal_encoder_uses_frame_order_and_loses_its_advantage_when_shuffled(stores, trained):
     run, metrics = trained
     table = metrics["comparison"]["table"]
@@ -149,6 +150,7 @@ def test_a_run_writes_its_model_log_and_comparison(stores, trained):
         train_stage2(config(stores), run, progress=False)
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_ends_with_the_same_weights(stores, tmp_path, monkeypatch):
     options = [
         "temporal.epochs=3",
@@ -181,6 +183,7 @@ def test_resume_after_a_kill_ends_with_the_same_weights(stores, tmp_path, monkey
     assert [json.loads(line)["epoch"] for line in log] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_sigkilled_stage2_process_resumes_to_the_same_weights(stores, tmp_path, monkeypatch):
     """`fervid train --stage 2` in a subprocess, SIGKILLed as soon as its first checkpoint
     exists (a real kill, not an exception inside the writer), then resumed with `--resume`:
@@ -271,6 +274,7 @@ def test_the_smoothing_window_is_the_best_one_on_the_given_split():
     assert best == 11 and scores[11] > scores[1] and scores[11] > scores[201]
 
 
+@pytest.mark.slow
 def test_with_per_video_normalisation_training_reads_each_video_standardised(tmp_path):
     # every video shifted by its own constant (who is in it): the Temporal Encoder's input
     # statistics come from what it trains on, so they show whether training read the store raw

@@ -83,6 +83,7 @@ def finetuned(colour_coded_dataset, stage1):
     return run, metrics
 
 
+@pytest.mark.slow
 def test_the_encoder_learns_and_is_written_as_a_frame_model(
     colour_coded_dataset, stage1, finetuned, tmp_path
 ):
@@ -133,6 +134,7 @@ def test_export_takes_the_finetuned_encoder_and_refuses_the_stage1_one(stage1, f
         export_model(stage1[1], tmp_path / "wrong", run)
 
 
+@pytest.mark.slow
 def test_export_refuses_a_temporal_model_of_another_frame_model(
     colour_coded_dataset, stage1, tmp_path
 ):
@@ -145,6 +147,7 @@ def test_export_refuses_a_temporal_model_of_another_frame_model(
         export_model(other, tmp_path / "wrong", run)
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_ends_with_the_same_encoder_and_temporal_weights(
     colour_coded_dataset, stage1, tmp_path, monkeypatch
 ):
@@ -197,6 +200,7 @@ def test_finetuning_needs_a_frame_model(colour_coded_dataset, stage1, tmp_path):
         train_stage2(cfg, tmp_path / "run", progress=False)
 
 
+@pytest.mark.slow
 def test_finetuning_under_two_processes_writes_one_encoder(colour_coded_dataset, stage1, tmp_path):
     root, model = stage1
     run = tmp_path / "run"

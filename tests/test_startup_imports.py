@@ -35,6 +35,7 @@ print(json.dumps({"code": code, "kept": kept, "heavy": heavy}))
 
 
 @pytest.mark.parametrize("backbone", ["fervid_cnn", "mobilenetv2_100"])
+@pytest.mark.slow
 def test_predicting_a_photo_imports_no_heavy_module(tmp_path, backbone):
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path), backbone],

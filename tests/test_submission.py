@@ -65,6 +65,7 @@ def test_the_test_videos_are_the_folders_without_annotations(challenge):
     assert unannotated_videos(challenge) == sorted(TEST_VIDEOS)
 
 
+@pytest.mark.slow
 def test_an_ensemble_submission_covers_every_listed_frame_once(challenge, tmp_path):
     asked = {name: frames + 3 for name, frames in TEST_VIDEOS.items()}  # 3 more after the last face
     sample = sample_submission(tmp_path / "sample.csv", asked)
@@ -95,6 +96,7 @@ def test_an_ensemble_submission_covers_every_listed_frame_once(challenge, tmp_pa
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_without_a_list_every_unannotated_video_is_predicted_to_its_last_face(
     challenge, tmp_path, caplog
 ):
@@ -107,6 +109,7 @@ def test_without_a_list_every_unannotated_video_is_predicted_to_its_last_face(
     assert "3 of 3 videos have no frame list or annotation file (test_00_left" in caplog.text
 
 
+@pytest.mark.slow
 def test_rows_follow_the_lists_video_order_with_frames_ascending(challenge, tmp_path):
     order = ["test_01", "test_00_right", "test_00_left"]
     rows = [f"{v}/{f:05d}.jpg," for v in order for f in range(TEST_VIDEOS[v], 0, -1)]
@@ -118,6 +121,7 @@ def test_rows_follow_the_lists_video_order_with_frames_ascending(challenge, tmp_
     assert written == [f"{v}/{f:05d}.jpg" for v in order for f in range(1, TEST_VIDEOS[v] + 1)]
 
 
+@pytest.mark.slow
 def test_frames_after_a_videos_last_face_crop_are_named_with_their_count(
     challenge, tmp_path, caplog
 ):

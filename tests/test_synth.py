@@ -59,6 +59,7 @@ def file_hashes(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_annotations_and_crops_follow_the_affwild2_layout(tiny):
     root, _ = tiny
     files = annotation_files(root)
@@ -155,6 +156,7 @@ def test_summary_counts_match_the_annotation_files(tiny):
         assert counts == np.bincount(labels[labels >= 0], minlength=8).tolist()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_files_for_any_worker_count(tiny, tmp_path):
     root, _ = tiny
     generate(tmp_path / "two_workers", tiny_config(workers=2), progress=False)
@@ -166,6 +168,7 @@ def test_same_seed_gives_identical_files_for_any_worker_count(tiny, tmp_path):
     assert sum(other[k] != reference[k] for k in shared) > len(shared) // 2
 
 
+@pytest.mark.slow
 def test_complete_dataset_is_reused_and_incomplete_one_regenerated(tmp_path):
     config = tiny_config(
         train_videos=1,

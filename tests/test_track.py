@@ -177,6 +177,7 @@ def test_a_failed_run_leaves_no_partial_folder(tmp_path):
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
+@pytest.mark.slow
 def test_real_clip_gives_one_track_of_aligned_crops(tmp_path):
     summary = write_crops(DATA / "WolfgangLanger_Pexels.mp4", tmp_path, build_detector(), every=8)
     assert list(summary.folders) == ["WolfgangLanger_Pexels"]

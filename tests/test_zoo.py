@@ -114,6 +114,7 @@ def test_pad_same_is_tensorflow_same():
 # --- importing -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_import_round_trip_keeps_the_network(fake_hdf5, tmp_path):
     hdf5, model = fake_hdf5
     out = import_fer(hdf5, tmp_path / "converted")
@@ -268,6 +269,7 @@ def test_install_list_default_and_load_by_name(fervid_home, fake_hdf5, tmp_path)
         load_model("nothing_here")
 
 
+@pytest.mark.slow
 def test_dispatch_on_kind(fervid_home, tmp_path):
     from fervid.config import ModelConfig, to_dict
     from fervid.models.frame import FrameModel
