@@ -10,6 +10,7 @@ import pytest
 from fervid.cli import main
 from fervid.config import load_config
 from fervid.data.frames import load_crop
+from fervid.models.temporal import load_temporal_model, predict_windows
 from fervid.runtime.checkpoint import load_weights
 from fervid.stage2.store import FeatureStore
 from fervid.zoo import load_model
@@ -71,6 +72,21 @@ def test_features_of_an_onnx_model_train_the_temporal_encoder(
     )
     comparison = json.loads((run / "eval" / "validation" / "comparison.json").read_text())
     assert "temporal encoder" in comparison["table"]
+
+    # the ONNX model and its Temporal Encoder as one ONNX model file for fervid predict
+    package = tmp_path / "package.safetensors"
+    argv = ["-q", "export", "--onnx", "--frame", str(model), "--temporal", str(run)]
+    assert main([*argv, "--out", str(package)]) == 0
+    packaged = load_model(package)
+    assert packaged.temporal and packaged.crop_spec == loaded.crop_spec
+    stored = np.load(stores["validation"] / "features.npy")[:40].astype(np.float32)
+    has_face = np.load(stores["validation"] / "present.npy")[:40]
+    temporal, _ = load_temporal_model(run)
+    expected = predict_windows(temporal, stored, has_face, [slice(0, 40)])
+    probs, known = packaged.track_probabilities(stored, has_face)
+    np.testing.assert_allclose(probs, expected[0], atol=1e-5)
+    assert np.array_equal(known, expected[1])
+    assert main(["-q", "export", "--onnx", "--frame", str(model), "--out", str(package)]) == 2
 
 
 def test_the_recipe_reads_the_stored_features_per_video():

@@ -304,13 +304,17 @@ def export(
     if not onnx:
         path = export_model(frame_run, out, temporal_run)
         return install(path, install_as) if install_as else path
-    from fervid.zoo.onnx_export import export_onnx
+    from fervid.zoo.onnx_export import attach_temporal, export_onnx
 
-    if frame_run is not None and temporal_run is None:
-        given = resolve_model(frame_run)
-        if read_sidecar(given).get("kind") == "video":
-            path = export_onnx(given, out)
-            return install(path, install_as) if install_as else path
+    kind = read_sidecar(resolve_model(frame_run)).get("kind") if frame_run is not None else None
+    if kind == "video" and temporal_run is None:
+        path = export_onnx(resolve_model(frame_run), out)
+        return install(path, install_as) if install_as else path
+    if kind == "onnx":  # an imported ONNX model + the Temporal Encoder trained on its features
+        if temporal_run is None:
+            raise DataError(frame_run, "already an ONNX model (add --temporal STAGE2_RUN)")
+        path = attach_temporal(frame_run, temporal_run, out)
+        return install(path, install_as) if install_as else path
     with tempfile.TemporaryDirectory(prefix="fervid-export-") as scratch:
         packaged = export_model(frame_run, Path(scratch) / "model", temporal_run)
         path = export_onnx(packaged, out, {"frame": str(frame_run), "temporal": str(temporal_run)})

@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--onnx",
         action="store_true",
         help="write the frame encoder and Temporal Encoder as ONNX graphs (predict then needs "
-        "no torch); --frame may also be an exported model file to convert",
+        "no torch); --frame may also be an exported model file to convert, or an imported ONNX "
+        "model to package with the --temporal run trained on its features",
     )
 
     predict = commands.add_parser(

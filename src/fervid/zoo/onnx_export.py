@@ -74,6 +74,63 @@ def to_onnx(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str
     return buffer.getvalue()
 
 
+def temporal_graph(temporal: nn.Module, spec: dict) -> tuple[bytes, dict]:
+    """The Temporal Encoder's ONNX bytes and the sidecar's ``temporal`` entry (``spec``: its
+    config and feature width)."""
+    temporal = temporal.eval()
+    window = int(temporal.config.window)
+    features = torch.zeros(2, window, temporal.feature_dim)
+    mask = torch.zeros(2, window, dtype=torch.bool)
+    graph = to_onnx(temporal, (features, mask), ["features", "mask"], ["logits"])
+    entry = {
+        **spec,
+        "sha256": hashlib.sha256(graph).hexdigest(),
+        "inputs": {"features": "features", "mask": "mask"},
+        "output": "logits",
+    }
+    return graph, entry
+
+
+def attach_temporal(onnx_model: str | Path, temporal_run: str | Path, out: str | Path) -> Path:
+    """An ONNX model file (e.g. an imported EmotiEffLib model) with the Temporal Encoder a
+    stage-2 run trained on its features (``fervid features --model`` it, then ``fervid train
+    --stage 2``), as one ONNX model file for ``fervid predict``."""
+    from fervid.models.temporal import load_temporal_model
+    from fervid.runtime.model_file import load_arrays
+    from fervid.zoo.store import resolve_model
+
+    path = resolve_model(onnx_model)
+    arrays, meta = load_arrays(path)
+    if meta.get("temporal"):
+        raise DataError(path.with_suffix(".json"), "this ONNX model has a Temporal Encoder already")
+    temporal, temporal_meta = load_temporal_model(temporal_run)
+    trained_on = temporal_meta.get("frame_encoder", {})
+    if trained_on.get("sha256") != meta["sha256"]:
+        raise DataError(
+            temporal_run,
+            f"this temporal model was trained on features of another frame encoder "
+            f"({trained_on.get('backbone')} {str(trained_on.get('sha256'))[:12]}..., not "
+            f"{meta['sha256'][:12]}... of {path})",
+        )
+    if int(temporal_meta["feature_dim"]) != int(meta["frame"]["feature_dim"]):
+        raise DataError(temporal_run, "its feature width is not the ONNX model's")
+    spec = {
+        "config": temporal_meta["config"]["temporal"],
+        "feature_dim": int(temporal_meta["feature_dim"]),
+        "trained_with_flip": bool(trained_on.get("flip_tta")),
+    }
+    graph, meta["temporal"] = temporal_graph(temporal, spec)
+    arrays = {FRAME_KEY: arrays[FRAME_KEY], TEMPORAL_KEY: np.frombuffer(graph, np.uint8)}
+    for key in ("format_version", "fervid_version", "class_names", "sha256"):
+        meta.pop(key, None)  # written again for the new file
+    meta["source"] = {
+        **meta.get("source", {}),
+        "frame_model_file": str(path),
+        "temporal": str(temporal_run),
+    }
+    return save_arrays(out, arrays, meta)
+
+
 def export_onnx_model(model: VideoModel, out: str | Path, source: dict | None = None) -> Path:
     """Write ``model`` (a :class:`VideoModel`) as an ONNX model file ``out``."""
     frame = model.frame.eval()
@@ -110,18 +167,8 @@ def export_onnx_model(model: VideoModel, out: str | Path, source: dict | None = 
         "temporal": None,
     }
     if model.temporal is not None:
-        temporal = model.temporal.eval()
-        window = int(temporal.config.window)
-        features = torch.zeros(2, window, temporal.feature_dim)
-        mask = torch.zeros(2, window, dtype=torch.bool)
-        temporal_graph = to_onnx(temporal, (features, mask), ["features", "mask"], ["logits"])
-        arrays[TEMPORAL_KEY] = np.frombuffer(temporal_graph, np.uint8)
-        meta["temporal"] = {
-            **model.meta["temporal"],
-            "sha256": hashlib.sha256(temporal_graph).hexdigest(),
-            "inputs": {"features": "features", "mask": "mask"},
-            "output": "logits",
-        }
+        graph, meta["temporal"] = temporal_graph(model.temporal, model.meta["temporal"])
+        arrays[TEMPORAL_KEY] = np.frombuffer(graph, np.uint8)
     return save_arrays(out, arrays, meta)
 
 
