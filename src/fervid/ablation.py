@@ -47,6 +47,13 @@ VARIANTS: dict[str, list[str]] = {
         "ssl.flex_unused=drawn",
         "ssl.debias_lambda=0.5",
     ],
+    # FlexMatch without its warm-up (beta = sigma / max sigma), as its code's thresh_warmup=False
+    "ssl_flex_debias_no_warmup": [
+        "ssl.enabled=true",
+        "ssl.threshold=flex",
+        "ssl.flex_warmup=false",
+        "ssl.debias_lambda=0.5",
+    ],
 }
 DEFAULT_VARIANTS = ["supervised", "ssl_fixed", "ssl_flex", "ssl_flex_debias"]
 SYSTEMS = ("frame model", "moving average", "temporal encoder")
