@@ -43,6 +43,14 @@ def write_sidecar(path: Path, digest: str, meta: dict[str, Any]) -> None:
     atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2))
 
 
+def read_json(sidecar: Path) -> Any:
+    """A sidecar's JSON, or a DataError naming the file when it is not valid JSON."""
+    try:
+        return json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(sidecar, f"not valid JSON ({error})") from None
+
+
 def checked_sidecar(path: str | Path) -> dict[str, Any]:
     """The sidecar of a model file pair, once both files exist, the sidecar is a fervid one of a
     format this fervid reads, and the weights file's sha256 is the one it records."""
@@ -52,10 +60,7 @@ def checked_sidecar(path: str | Path) -> dict[str, Any]:
     for needed in (weights, sidecar):
         if not needed.is_file():
             raise DataError(needed, "model file not found")
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(sidecar, f"not valid JSON ({error})") from None
+    meta = read_json(sidecar)
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if not isinstance(version, int):
         raise DataError(

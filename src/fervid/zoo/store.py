@@ -8,7 +8,6 @@ Each model there is a pair ``<name>.safetensors`` + ``<name>.json`` as written b
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fervid.errors import DataError, FervidError
 from fervid.runtime.io import atomic_path
+from fervid.runtime.model_file import read_json
 from fervid.runtime.registry import Registry
 
 if TYPE_CHECKING:
@@ -77,10 +77,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     sidecar = Path(path).with_suffix(".json")
     if not sidecar.is_file():
         raise DataError(sidecar, "model file not found")
-    try:
-        meta = json.loads(sidecar.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(sidecar, f"not valid JSON ({error})") from None
+    meta = read_json(sidecar)
     if not isinstance(meta, dict):
         raise DataError(sidecar, "not a fervid model sidecar (expected a JSON object)")
     return meta
