@@ -61,3 +61,28 @@ def test_a_mobilenetv2_trained_through_timm_loads_without_timm_and_gives_the_sam
         expected = trained.features(trained.prepare(crops))
         torch.testing.assert_close(loaded.features(loaded.prepare(crops)), expected)
     torch.testing.assert_close(loaded.probabilities(crops), trained.probabilities(crops))
+
+
+@pytest.mark.parametrize(
+    "backbone",
+    ["fervid_cnn", "fervid_mobilenetv2", "mobilenetv2_100", "mobilenetv3_small_050", "lcnet_050"],
+)
+def test_the_feature_width_read_from_the_backbone_is_the_width_of_its_output(backbone):
+    """feature_dim reads the width without running the network (start-up time); timm's
+    MobileNetV3 and LCNet add a projection after num_features, so the width must be the
+    projection's."""
+    import timm
+
+    from fervid.models import mobilenet, small_cnn
+    from fervid.models.frame import feature_dim
+
+    if backbone == "fervid_mobilenetv2":
+        network = mobilenet.create("mobilenetv2_100")
+    elif backbone in small_cnn.NAMES:
+        network = small_cnn.create(backbone, pretrained=False, num_classes=0)
+    else:
+        network = timm.create_model(backbone, pretrained=False, num_classes=0)
+    network.eval()
+    with torch.no_grad():
+        width = network(torch.zeros(1, 3, 64, 64)).shape[1]
+    assert feature_dim(network, 64) == width

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from fervid.data.sources import SPLIT_SOURCE, SPLIT_SOURCES
+from fervid.data import SPLIT_SOURCE, SPLIT_SOURCES
 from fervid.data.synth.config import SynthConfig
 from fervid.errors import ConfigError
 from fervid.runtime.typed import (

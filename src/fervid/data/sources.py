@@ -21,9 +21,6 @@ if TYPE_CHECKING:  # data sits below config (docs/architecture.md)
     from fervid.config import DataConfig
 
 TRACK_SUFFIX = re.compile(r"_(left|right)$")
-SPLIT_SOURCE = "split:"
-"""``ssl.unlabelled`` entries ``split:NAME`` put a split's frames, labels hidden, in the pool."""
-SPLIT_SOURCES = ("train", "validation", "test")
 
 
 def labelled_split(data: DataConfig, split: str) -> FrameTable:

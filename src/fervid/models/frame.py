@@ -118,8 +118,14 @@ def create_backbone(config: ModelConfig, for_loading: bool = False) -> nn.Module
 
 
 def feature_dim(backbone: nn.Module, input_size: int) -> int:
-    """Width of the pooled output (some timm models add a head projection after
-    ``num_features``, so ask the network itself)."""
+    """Width of the pooled output. timm models give it as ``head_hidden_size`` (some add a head
+    projection after ``num_features``: MobileNetV3, LCNet, EfficientViT), fervid's own
+    backbones as ``num_features``; a network with neither is asked with a forward pass. Reading
+    the attribute saves that pass, about a second of ``fervid predict``'s start-up on a CPU
+    (the first convolution of a process sets up its kernels)."""
+    width = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", None)
+    if width:
+        return int(width)
     was_training = backbone.training
     backbone.eval()
     with torch.no_grad():

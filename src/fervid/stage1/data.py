@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fervid.config import Config
+from fervid.data import SPLIT_SOURCE
 from fervid.data.frames import (
     DecodedFrames,
     FrameBatch,
@@ -23,7 +24,7 @@ from fervid.data.frames import (
     fits_in_memory,
 )
 from fervid.data.samplers import ClassBalancedSampler, UnlabelledSampler
-from fervid.data.sources import SPLIT_SOURCE, hidden_label_frames, labelled_split, split_pool
+from fervid.data.sources import hidden_label_frames, labelled_split, split_pool
 from fervid.data.table import FrameTable
 from fervid.data.transforms import StrongAugment
 from fervid.data.unlabelled import read_unlabelled_sources
