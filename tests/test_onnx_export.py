@@ -98,6 +98,44 @@ def test_predict_with_an_onnx_model_runs_where_torch_cannot_be_imported(models, 
         assert summary["faces"] == 1 and summary["model"]["kind"] == "onnx"
 
 
+@pytest.mark.slow
+def test_evaluate_and_submit_with_the_onnx_export_give_the_torch_models_probabilities(
+    models, tmp_path, monkeypatch
+):
+    """The ABAW path with an exported ONNX model: the same per-frame probabilities as the
+    torch model (1e-4, float32 kernels of two runtimes) in ``fervid evaluate`` and ``fervid
+    submit``, frames without a crop included (the Temporal Encoder predicts them)."""
+    import pandas as pd
+
+    from .conftest import write_colour_coded_affwild2
+
+    monkeypatch.setenv("FERVID_CACHE_DIR", str(tmp_path / "cache"))
+    root = write_colour_coded_affwild2(tmp_path / "data", 2, 40)
+    common = [f"data.root={root}", "data.workers=0", "train.device=cpu"]
+    names = tmp_path / "videos.txt"
+    names.write_text("validation_01\nvalidation_00\n")
+    results = {}
+    for kind, model in zip(("torch", "onnx"), models, strict=True):
+        out = tmp_path / kind
+        assert main(["-q", "evaluate", "--model", str(model), "--out", str(out), *common]) == 0
+        submission = out / "submission.csv"
+        argv = ["--model", str(model), "--videos", str(names), "--out", str(submission)]
+        assert main(["-q", "submit", *argv, *common]) == 0
+        results[kind] = [
+            pd.read_parquet(out / "predictions.parquet"),
+            pd.read_parquet(submission.with_suffix(".parquet")),
+        ]
+        assert (~results[kind][0][schema.HAS_IMAGE]).sum() == 10
+    for torch_table, onnx_table in zip(results["torch"], results["onnx"], strict=True):
+        assert torch_table[[schema.VIDEO, schema.FRAME]].equals(
+            onnx_table[[schema.VIDEO, schema.FRAME]]
+        )
+        np.testing.assert_allclose(
+            onnx_table[schema.PROB_COLUMNS], torch_table[schema.PROB_COLUMNS], atol=1e-4
+        )
+        assert not onnx_table[schema.FILLED].any()
+
+
 def test_numpy_nms_keeps_what_torchvisions_kernel_keeps():
     rng = np.random.default_rng(0)
     for trial in range(20):

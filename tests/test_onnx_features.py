@@ -5,8 +5,10 @@ to end on the colour-coded fixture dataset, with the recipe's stage-2 settings."
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from fervid import schema
 from fervid.cli import main
 from fervid.config import load_config
 from fervid.data.frames import load_crop
@@ -87,6 +89,24 @@ def test_features_of_an_onnx_model_train_the_temporal_encoder(
     np.testing.assert_allclose(probs, expected[0], atol=1e-5)
     assert np.array_equal(known, expected[1])
     assert main(["-q", "export", "--onnx", "--frame", str(model), "--out", str(package)]) == 2
+
+    # the package evaluates and submits with the probabilities stage 2's validation printed
+    validation = pd.read_parquet(run / "eval" / "validation" / "predictions.parquet")
+    out, names = tmp_path / "evaluate", tmp_path / "videos.txt"
+    names.write_text("".join(f"{name}\n" for name in table.videos))
+    assert main(["-q", "evaluate", "--model", str(package), "--out", str(out), *data]) == 0
+    submission = tmp_path / "submission.csv"
+    argv = ["--model", str(package), "--videos", str(names), "--out", str(submission)]
+    assert main(["-q", "submit", *argv, *data]) == 0
+    for predictions in (
+        pd.read_parquet(out / "predictions.parquet"),
+        pd.read_parquet(submission.with_suffix(".parquet")),
+    ):
+        keys = [schema.VIDEO, schema.FRAME]
+        assert predictions[keys].astype(str).equals(validation[keys].astype(str))
+        np.testing.assert_allclose(
+            predictions[schema.PROB_COLUMNS], validation[schema.PROB_COLUMNS], atol=1e-5
+        )
 
 
 def test_the_recipe_reads_the_stored_features_per_video():

@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     features = commands.add_parser(
         "features", help="frame-encoder features of every frame of a split, to a store"
     )
-    features.add_argument("--model", required=True, help="stage-1 run folder or frame model file")
+    features.add_argument(
+        "--model", required=True, help="stage-1 run folder, frame model file or ONNX model"
+    )
     features.add_argument("--split", default="train", choices=["train", "validation"])
     features.add_argument(
         "--out", required=True, help="store folder (rerun to finish a killed extraction)"
@@ -171,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         required=True,
         action="append",
-        help="run folder or model .safetensors file (stage 1, stage 2 with --store, or an "
-        "exported model); repeat it for an ensemble (probabilities averaged)",
+        help="run folder or model .safetensors file (stage 1, stage 2 with --store, an exported "
+        "model or an ONNX model); repeat it for an ensemble (probabilities averaged)",
     )
     evaluate.add_argument(
         "--store", help="stage 2: a feature store; reports frame model / moving average / temporal"
@@ -189,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         required=True,
         action="append",
-        help="exported model (fervid export), stage-1 run or frame model file; repeat it for an "
-        "ensemble (probabilities averaged)",
+        help="exported model (fervid export), stage-1 run, frame model file or ONNX model "
+        "(fervid import onnx / export --onnx); repeat it for an ensemble (probabilities averaged)",
     )
     submit.add_argument(
         "--videos",

@@ -28,13 +28,15 @@ from fervid.models.frame import FrameModel
 from fervid.runtime.checkpoint import sha256_file
 from fervid.stage2.compare import temporal_probabilities
 from fervid.stage2.extract import extract_features
+from fervid.zoo.onnx_model import OnnxModel
 from fervid.zoo.store import load_model, read_sidecar, resolve_model
 from fervid.zoo.video_model import VideoModel
 
 log = logging.getLogger("fervid")
 
-KINDS = ("frame", "video")
-"""Model kinds that can run over a split of face crops (their encoder makes features)."""
+KINDS = ("frame", "video", "onnx")
+"""Model kinds that can run over a split of face crops (their encoder makes features): fervid's
+frame and video models, and ONNX models (imported, or fervid's own exported with ``--onnx``)."""
 
 
 def resolve_split_model(model: str | Path) -> Path:
@@ -46,8 +48,8 @@ def resolve_split_model(model: str | Path) -> Path:
         raise DataError(
             path,
             f"a {kind!r} model cannot run over a split of face crops; give a stage-1 run or "
-            "frame model, or a video model from `fervid export` (a stage-2 run: export it with "
-            "its frame encoder first)",
+            "frame model, a video model from `fervid export` (a stage-2 run: export it with "
+            "its frame encoder first) or an ONNX model",
         )
     return path
 
@@ -69,10 +71,18 @@ def model_probabilities(
     here. Features go to ``work/<model sha256[:12]>``."""
     path = resolve_split_model(model)
     loaded = load_model(path)
+    store_dir = Path(work) / sha256_file(path)[:12]
+    if isinstance(loaded, OnnxModel):  # runs on onnxruntime's CPU sessions
+        store = extract_features(
+            path, table, store_dir, batch_size, workers, "cpu", progress, flip=flip
+        )
+        if loaded.temporal:
+            slices = [rows for _, rows in store.table.video_slices()]
+            return loaded.window_probabilities(store.features, store.table.has_image, slices)
+        return store.frame_probabilities()
     frame = loaded.frame if isinstance(loaded, VideoModel) else loaded
     temporal = loaded.temporal if isinstance(loaded, VideoModel) else None
     assert isinstance(frame, FrameModel)
-    store_dir = Path(work) / sha256_file(path)[:12]
     store = extract_features(
         frame, table, store_dir, batch_size, workers, device, progress, flip=flip
     )

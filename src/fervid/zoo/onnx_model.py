@@ -174,8 +174,19 @@ class OnnxModel:
     def track_probabilities(
         self, features: np.ndarray, has_face: np.ndarray, stride: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-frame probabilities of one track with the Temporal Encoder graph (the windows of
-        :func:`fervid.models.windows.predict_windows_with`, as the torch path)."""
+        """Per-frame probabilities of one track with the Temporal Encoder graph."""
+        return self.window_probabilities(features, has_face, [slice(0, len(has_face))], stride)
+
+    def window_probabilities(
+        self,
+        features: np.ndarray,
+        has_face: np.ndarray,
+        video_slices: list[slice],
+        stride: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row probabilities and ``known`` of whole videos (rows ``video_slices`` of a
+        store or a track) with the Temporal Encoder graph, over the windows of
+        :func:`fervid.models.windows.predict_windows_with`, as the torch path."""
         from fervid.config import TemporalConfig, from_dict
 
         spec = self.temporal_spec
@@ -187,9 +198,7 @@ class OnnxModel:
             feeds = {names["features"]: values, names["mask"]: mask}
             return softmax(temporal.run([spec["output"]], feeds)[0])
 
-        return predict_windows_with(
-            run, config, features, has_face, [slice(0, len(has_face))], stride=stride
-        )
+        return predict_windows_with(run, config, features, has_face, video_slices, stride=stride)
 
 
 def graph_bytes(arrays: dict, key: str, expected: str | None, path: Path) -> bytes:
