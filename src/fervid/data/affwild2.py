@@ -11,14 +11,13 @@ holds the label of frame ``i`` (0..7, or -1 for "not annotated").
 
 Indexing a full split reads one directory listing per video (no per-file ``stat``) and parses the
 label files with plain ``int`` over byte lines, which is about as fast as pandas' C parser here.
-The result is cached on disk (see ``cache_dir``) and reused while the annotation files and image
+The result is cached on disk (:mod:`fervid.data.index_cache`) and reused while the annotation files and image
 folders are unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fervid.data.crop_folder import VideoImages, scan_images
+from fervid.data.index_cache import absolute, index_file, read_index, write_index
 from fervid.data.table import FrameTable
 from fervid.errors import DataError
 from fervid.labels import ABAW_HEADER, IGNORE_LABEL, NUM_CLASSES
@@ -44,9 +44,6 @@ EXCESS_FRAMES_FRACTION = 0.10
 ``max(EXCESS_FRAMES_MIN, EXCESS_FRAMES_FRACTION * last_image_frame)`` frames after the last image
 of its folder: real files label every frame of the video, and faces may be missing at the end,
 but not for that long while the frames are still labelled."""
-
-CACHE_VERSION = 1
-
 
 # --------------------------------------------------------------------------------------------
 # Annotation files
@@ -233,12 +230,11 @@ def read_split(
     images_root = image_dir(root)
     folder = split_dir(root, split, annotations)
     kind = f"{split}-every-frame" if every_frame else split
-    cache_file = _cache_file(images_root, folder, kind) if cache else None
-    if cache_file is not None and cache_file.exists():
-        try:
-            return FrameTable.load(cache_file)
-        except Exception as error:  # a damaged cache is rebuilt, never fatal
-            logger.warning("ignoring unreadable index cache %s (%s)", cache_file, error)
+    depends_on = f"{EXCESS_FRAMES_MIN} {EXCESS_FRAMES_FRACTION}"  # the rules that reject a file
+    cache_file = index_file(images_root, folder, kind, depends_on) if cache else None
+    cached = read_index(cache_file) if cache_file is not None else None
+    if cached is not None:
+        return cached
     videos, problems = scan_split(root, split, annotations)
     if problems:
         first = problems[0]
@@ -246,7 +242,7 @@ def read_split(
         raise DataError(first.path, first.problem + (more if len(problems) > 1 else ""), first.line)
     table = _table(videos, images_root, every_frame)
     if cache_file is not None:
-        _write_cache(table, cache_file)
+        write_index(table, cache_file)
     return table
 
 
@@ -307,64 +303,6 @@ def video_table(
 
 def joined(tables: list[FrameTable]) -> FrameTable:
     return FrameTable.concat(tables) if tables else FrameTable([], [], [], [], [], [])
-
-
-# --------------------------------------------------------------------------------------------
-# On-disk cache of read_split
-
-
-def cache_dir(root: str | Path) -> Path:
-    """Where index caches go: ``$FERVID_CACHE_DIR`` if set, else ``ROOT/.fervid_cache`` when it
-    can be written, else ``~/.cache/fervid`` (or ``$XDG_CACHE_HOME/fervid``)."""
-    override = os.environ.get("FERVID_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    local = absolute(root) / ".fervid_cache"
-    try:
-        local.mkdir(exist_ok=True)
-        if os.access(local, os.W_OK):
-            return local
-    except OSError:
-        pass
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fervid"
-
-
-def _cache_file(images_root: Path, split_folder: Path, split: str) -> Path:
-    """Cache path whose name hashes everything the index depends on: the annotation files
-    (names, sizes, mtimes) and the image folders' mtimes (a folder's mtime changes whenever a
-    file in it is added, removed or renamed)."""
-    place = hashlib.sha1(f"{images_root}\n{split_folder}".encode()).hexdigest()[:10]
-    state = hashlib.sha1(f"{CACHE_VERSION} {EXCESS_FRAMES_MIN} {EXCESS_FRAMES_FRACTION}\n".encode())
-    state.update(f"{os.stat(images_root).st_mtime_ns}\n".encode())
-    for entry in sorted(os.scandir(split_folder), key=lambda entry: entry.name):
-        if entry.name.endswith(".txt"):
-            info = entry.stat()
-            try:
-                folder_mtime = os.stat(images_root / entry.name[:-4]).st_mtime_ns
-            except OSError:
-                folder_mtime = -1
-            state.update(
-                f"{entry.name}\t{info.st_size}\t{info.st_mtime_ns}\t{folder_mtime}\n".encode()
-            )
-    name = f"affwild2-{split}-{place}-{state.hexdigest()[:16]}.npz"
-    return cache_dir(images_root.parent) / name
-
-
-def _write_cache(table: FrameTable, path: Path) -> None:
-    try:
-        table.save(path)
-    except OSError as error:
-        logger.warning("could not write index cache %s (%s)", path, error)
-        return
-    stale_prefix = path.name.rsplit("-", 1)[0] + "-"
-    for old in path.parent.glob(stale_prefix + "*.npz"):
-        if old != path:
-            old.unlink(missing_ok=True)
-
-
-def absolute(path: str | Path) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

@@ -20,13 +20,13 @@ import numpy as np
 from fervid.data.affwild2 import (
     CHALLENGE_DIR,
     SPLIT_FOLDERS,
-    absolute,
     image_dir,
     joined,
     parse_annotation,
     video_table,
 )
 from fervid.data.crop_folder import scan_images
+from fervid.data.index_cache import absolute
 from fervid.data.table import FrameTable
 from fervid.errors import DataError
 
