@@ -106,8 +106,13 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    """Stage 1's optimisation: batches, steps, EMA, precision, evaluation cadence, device."""
+
     epochs: PositiveInt = 6
+    """Epochs of ``steps_per_epoch`` optimizer steps; evaluation and checkpoints follow them."""
     batch_size: PositiveInt = 64
+    """Labelled frames per batch on each process. The effective batch of one optimizer step is
+    batch_size x accumulate x processes (torchrun); the unlabelled batch is ``ssl.mu`` times it."""
     steps_per_epoch: PositiveInt = 150
     """Optimizer steps per epoch (each of ``accumulate`` batches); labelled frames are drawn
     with replacement, so an epoch is a number of draws, not a pass over the data."""
@@ -132,10 +137,15 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 or fp32."""
     seed: NonNegativeInt = 0
+    """Training seed: initialisation, the samplers' draws, augmentation, dropout. Data draws
+    (which frames are labelled, the synthetic dataset) have seeds of their own."""
     log_every: PositiveInt = 25
+    """Write a line of training statistics (``steps.jsonl``) every N optimizer steps."""
     eval_every: NonNegativeInt = 1
     """Evaluate on the validation split every N epochs (0 = only at the end)."""
     device: str = "auto"
+    """auto (this process's GPU when there is one, else the CPU; under torchrun the GPU of its
+    local rank), cpu, cuda, cuda:N, or another torch device name."""
     accumulate: PositiveInt = 1
     """Gradient accumulation: one optimizer step every N batches."""
     channels_last: bool = True
