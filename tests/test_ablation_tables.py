@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fervid.ablation import paired_table
+from fervid.ablation.tables import paired_table
 
 
 def run(variant: str, draw: int, seed: int, f1: float) -> dict:
