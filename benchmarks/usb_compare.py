@@ -552,19 +552,18 @@ def weights_file() -> Path:
 
 
 def load_by_position(backbone, path: Path) -> str:
-    """torchvision's MobileNetV2 tensors into timm's mobilenetv2_100, matched by name, else by
-    position and shape (as fervid.models.frame.load_backbone_weights does)."""
+    """torchvision's MobileNetV2 tensors into timm's mobilenetv2_100, matched as fervid matches
+    them (fervid/models/weight_matching.py, loaded from its file: USB's venv has no fervid)."""
     import torch
 
+    spec = importlib.util.spec_from_file_location(
+        "weight_matching", ROOT / "src" / "fervid" / "models" / "weight_matching.py"
+    )
+    matching = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(matching)
     state = torch.load(path, map_location="cpu", weights_only=True)
     own = backbone.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    how = "by name"
-    if len(usable) < len(own) and len(state) >= len(own):
-        pairs = zip(own.items(), state.values(), strict=False)
-        by_position = {k: v for (k, mine), v in pairs if mine.shape == v.shape}
-        if len(by_position) == len(own):
-            usable, how = by_position, "by position"
+    usable, how = matching.match_tensors(own, state)
     if len(usable) != len(own):
         raise SystemExit(f"{path}: {len(usable)} of {len(own)} backbone tensors match")
     backbone.load_state_dict(usable)

@@ -13,6 +13,7 @@ from fervid.config import ModelConfig
 from fervid.errors import ConfigError, DataError
 from fervid.labels import NUM_CLASSES
 from fervid.models import mobilenet, pretrained, small_cnn
+from fervid.models.weight_matching import match_tensors
 
 log = logging.getLogger("fervid")
 
@@ -166,13 +167,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, name: str = "")
     state = load_state_file(path)
     state = {k.removeprefix("backbone."): v for k, v in state.items()}
     own = backbone.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    how = "by name"
-    if len(usable) < len(own) and len(state) >= len(own):
-        pairs = zip(own.items(), state.values(), strict=False)
-        by_position = {k: v for (k, mine), v in pairs if mine.shape == v.shape}
-        if len(by_position) == len(own):
-            usable, how = by_position, "by position"
+    usable, how = match_tensors(own, state)
     if not usable:
         raise DataError(path, "no tensor in this file matches the backbone's parameters")
     missing = [k for k in own if k not in usable]
