@@ -19,32 +19,21 @@ from fervid.errors import DataError
 from fervid.runtime.io import atomic_path
 from fervid.runtime.model_file import (  # noqa: F401 - MODEL_FORMAT_VERSION, sha256_file: API
     MODEL_FORMAT_VERSION,
-    checked_sidecar,
+    read_model_file,
     sha256_file,
-    write_sidecar,
+    write_model_file,
 )
 
 
 def save_weights(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write ``path`` (.safetensors) and its ``.json`` sidecar with ``meta`` and the hash."""
-    path = Path(path).with_suffix(".safetensors")
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    with atomic_path(path) as temporary:
-        save_file(tensors, str(temporary))
-        digest = sha256_file(temporary)
-    write_sidecar(path, digest, meta)
-    return path
+    return write_model_file(path, lambda name: save_file(tensors, name), meta)
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a model file pair written by :func:`save_weights`, checking format and hash."""
-    meta = checked_sidecar(path)
-    weights = Path(path).with_suffix(".safetensors")
-    try:
-        state = load_file(str(weights))
-    except Exception as error:  # noqa: BLE001
-        raise DataError(weights, f"cannot read safetensors ({error})") from None
-    return state, meta
+    return read_model_file(path, load_file)
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:

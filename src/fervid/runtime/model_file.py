@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,25 +83,38 @@ def checked_sidecar(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def write_model_file(path: str | Path, write: Callable[[str], None], meta: dict[str, Any]) -> Path:
+    """``write(file name)`` the weights as ``path`` (.safetensors), atomically, then the sidecar
+    with ``meta`` and their sha256."""
+    path = Path(path).with_suffix(".safetensors")
+    with atomic_path(path) as temporary:
+        write(str(temporary))
+        digest = sha256_file(temporary)
+    write_sidecar(path, digest, meta)
+    return path
+
+
+def read_model_file(path: str | Path, read: Callable[[str], Any]) -> tuple[Any, dict[str, Any]]:
+    """(``read(file name)`` of the weights, the sidecar) of a model file pair, the sidecar
+    checked first (:func:`checked_sidecar`); a file safetensors cannot parse is a DataError."""
+    meta = checked_sidecar(path)
+    weights = Path(path).with_suffix(".safetensors")
+    try:
+        return read(str(weights)), meta
+    except Exception as error:  # noqa: BLE001 - any parse failure is a bad file
+        raise DataError(weights, f"cannot read safetensors ({error})") from None
+
+
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
     """Write numpy ``arrays`` as ``path`` (.safetensors) and its sidecar (atomically)."""
     from safetensors.numpy import save_file
 
-    path = Path(path).with_suffix(".safetensors")
-    with atomic_path(path) as temporary:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(temporary))
-        digest = sha256_file(temporary)
-    write_sidecar(path, digest, meta)
-    return path
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    return write_model_file(path, lambda name: save_file(arrays, name), meta)
 
 
 def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The numpy arrays and sidecar of a model file pair (:func:`checked_sidecar` first)."""
     from safetensors.numpy import load_file
 
-    meta = checked_sidecar(path)
-    weights = Path(path).with_suffix(".safetensors")
-    try:
-        return load_file(str(weights)), meta
-    except Exception as error:  # noqa: BLE001 - any parse failure is a bad file
-        raise DataError(weights, f"cannot read safetensors ({error})") from None
+    return read_model_file(path, load_file)
