@@ -28,7 +28,7 @@ import torch
 from fervid.config import load_config, to_dict
 from fervid.models.frame import FrameModel
 from fervid.models.temporal import TemporalEncoder
-from fervid.predict import Predictor
+from fervid.predict import PredictOptions, Predictor
 from fervid.runtime.checkpoint import save_weights
 from fervid.video.align import align_faces
 from fervid.video.decode import read_frames
@@ -77,7 +77,7 @@ def breakdown(video: Path, model_path: Path, repeats: int, device: str = "cpu") 
     started = time.perf_counter()
     crops = [align_faces(image, found) for image, found in zip(frames, detections, strict=True)]
     align = rate(len(frames), time.perf_counter() - started)
-    predictor = Predictor(model_path, device=device)
+    predictor = Predictor(model_path, PredictOptions(device=device))
     batch = torch.from_numpy(np.concatenate(crops)).to(predictor.device)
     started = time.perf_counter()
     features = []

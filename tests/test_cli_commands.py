@@ -518,7 +518,7 @@ def test_predict_images_reports_each_face_it_writes(shared_data, tmp_path, capsy
         assert line.startswith(f"{image}: 1 frames, ")
         tracks = ", ".join(
             f"track {t}: {label} 100%"
-            for t, label in zip(table["track"], table["label"], strict=True)
+            for t, label in zip(table["track"], table["pred_name"], strict=True)
         )
         assert line.endswith(f"; {tracks}"), line
         assert len(pd.read_csv(out_dir / f"{image.stem}.csv")) == faces

@@ -364,3 +364,17 @@ def test_confusion_plot_colour_scale_is_zero_to_one_whatever_the_values(tmp_path
     plot_confusion(confusion, tmp_path / "confusion.png", "t")
     (image,) = figures[0].axes[0].images
     assert image.get_clim() == (0, 1)  # not the data range (1/9, 2/9)
+
+
+def test_every_column_fervid_writes_is_in_the_one_table_of_docs_data_md():
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
+    section = docs.split("## Columns of the tables fervid writes")[1].split("\n## ")[0]
+    first_cells = re.findall(r"^\| (.+?) \|", section, re.MULTILINE)
+    documented = {name for cell in first_cells for name in re.findall(r"`([^`]+)`", cell)}
+    written = {v for k, v in vars(schema).items() if k.isupper() and isinstance(v, str)}
+    written |= {*schema.BOX_COLUMNS, *schema.LANDMARK_COLUMNS, *schema.PREDICT_COLUMNS}
+    written -= set(schema.PROB_COLUMNS)  # one row for the 8 classes: `Neutral` ... `Other`
+    assert written <= documented, sorted(written - documented)
+    assert {schema.PROB_COLUMNS[0], schema.PROB_COLUMNS[-1]} <= documented

@@ -187,3 +187,18 @@ def test_predictor_is_available_at_the_package_top_level():
     import fervid
 
     assert fervid.Predictor is Predictor
+
+
+def test_a_table_written_before_pred_name_reads_with_it(tmp_path):
+    """Predict tables held the predicted class name as ``label`` before, the name that now means
+    the true class only: read_predictions renames it, and refuses a table that is not predict's."""
+    from fervid.api import read_predictions
+
+    row = dict.fromkeys(COLUMNS, 0) | {schema.PRED_NAME: "Happiness"}
+    old = pd.DataFrame([row]).rename(columns={schema.PRED_NAME: "label"})
+    old.to_csv(tmp_path / "old.csv", index=False)
+    table = read_predictions(tmp_path / "old.csv")
+    assert list(table.columns) == COLUMNS and table[schema.PRED_NAME].tolist() == ["Happiness"]
+    old.drop(columns=["label"]).to_parquet(tmp_path / "cut.parquet")
+    with pytest.raises(DataError, match="pred_name"):
+        read_predictions(tmp_path / "cut.parquet")

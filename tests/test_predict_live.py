@@ -95,7 +95,7 @@ def test_a_pipe_in_live_mode_streams_json_lines_and_counts_what_it_dropped(
     for row in rows[:20]:
         probs = [row[name] for name in schema.PROB_COLUMNS]
         assert sum(probs) == pytest.approx(1, abs=1e-3)
-        assert row["label"] == schema.PROB_COLUMNS[int(np.argmax(probs))]
+        assert row[schema.PRED_NAME] == schema.PROB_COLUMNS[int(np.argmax(probs))]
         assert row["file"] == "-" and row["latency_s"] >= 0 and row["track"] == 1
     assert f"{summary['dropped_frames']} dropped to keep up" in result.stderr
     table = pd.read_parquet(out / "stdin.parquet")  # the temporal table of what was seen

@@ -26,11 +26,11 @@ def test_wolfgang_is_sad_then_happy_and_smoothing_reduces_flips(shared_data, fer
     assert errors == []
     smoothed = results[0].table
     third = len(smoothed) // 3
-    assert smoothed["label"].iloc[:third].value_counts().idxmax() == "Sadness"
-    assert smoothed["label"].iloc[-third:].value_counts().idxmax() == "Happiness"
+    assert smoothed["pred_name"].iloc[:third].value_counts().idxmax() == "Sadness"
+    assert smoothed["pred_name"].iloc[-third:].value_counts().idxmax() == "Happiness"
     frame_by_frame = Predictor(fer_model, PredictOptions(smoothing=1)).predict(video)
-    assert frame_by_frame["label"].iloc[:third].value_counts().idxmax() == "Sadness"
-    assert flips(smoothed["label"]) < flips(frame_by_frame["label"])
+    assert frame_by_frame["pred_name"].iloc[:third].value_counts().idxmax() == "Sadness"
+    assert flips(smoothed["pred_name"]) < flips(frame_by_frame["pred_name"])
 
 
 def test_predict_without_model_uses_the_installed_real_face_model(

@@ -10,7 +10,7 @@ import typing
 import pytest
 
 from fervid.cli import main
-from fervid.cli.parser import MIN_MAX_SIDE, build_parser
+from fervid.cli.parser import build_parser
 from fervid.config import Config, load_config
 from fervid.errors import ConfigError
 from fervid.runtime.typed import Bounds
@@ -217,10 +217,36 @@ def test_a_bad_option_value_is_one_line_and_exit_code_2(
     assert len(lines) == 1 and lines[0].startswith("error: ") and option in lines[0], err
 
 
-def test_full_size_is_a_max_side_and_the_parser_and_detector_agree_on_the_minimum():
-    args = build_parser().parse_args(["predict", "v.mp4", "--max-side", "full"])
-    assert args.max_side is None
-    assert MIN_MAX_SIDE == DETECTOR_MIN_MAX_SIDE
+def test_full_size_is_a_max_side_and_the_parser_takes_the_detector_minimum():
+    parse = build_parser().parse_args
+    assert parse(["predict", "v.mp4", "--max-side", "full"]).max_side is None
+    lowest = str(DETECTOR_MIN_MAX_SIDE)
+    assert parse(["predict", "v.mp4", "--max-side", lowest]).max_side == DETECTOR_MIN_MAX_SIDE
+    with pytest.raises(SystemExit):
+        parse(["predict", "v.mp4", "--max-side", str(DETECTOR_MIN_MAX_SIDE - 1)])
+
+
+def test_the_predict_flags_are_made_from_predict_options(capsys):
+    """Each PredictOptions field but the Python-only ones is a flag: its help is the field's
+    docstring, its default the field's, and a value the flag refuses the field refuses too."""
+    from fervid.cli.dataclass_flags import field_docs, help_text
+    from fervid.cli.predict_options import PYTHON_ONLY, predict_options
+    from fervid.predict import PredictOptions
+
+    assert predict_options(build_parser().parse_args(["predict", "v.mp4"])) == PredictOptions()
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name, doc in field_docs(PredictOptions).items():
+        flag = "--" + name.replace("_", "-")
+        assert (flag in shown) == (name not in PYTHON_ONLY), flag
+        assert (help_text(doc) in shown) == (name not in PYTHON_ONLY), flag
+    with pytest.raises(SystemExit) as exit:
+        main(["predict", "v.mp4", "--every", "0"])
+    assert exit.value.code == 2
+    assert "argument --every: must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"^PredictOptions.every: must be >= 1, got 0"):
+        PredictOptions(every=0)
 
 
 def test_a_bad_config_override_on_the_command_line_is_one_line(capsys):

@@ -98,10 +98,10 @@ def write_evaluation(out_dir: str | Path, predictions: pd.DataFrame, title: str 
     confusion = np.array(metrics["confusion"])
     per_class = pd.DataFrame(
         {
-            "class": list(CLASS_NAMES),
-            "f1": [metrics["per_class_f1"][n] for n in CLASS_NAMES],
-            "support": confusion.sum(axis=1),
-            "predicted": confusion.sum(axis=0),
+            schema.CLASS: list(CLASS_NAMES),
+            schema.F1: [metrics["per_class_f1"][n] for n in CLASS_NAMES],
+            schema.SUPPORT: confusion.sum(axis=1),
+            schema.PREDICTED: confusion.sum(axis=0),
         }
     )
     atomic_write_text(out_dir / "per_class.csv", per_class.to_csv(index=False))
@@ -151,7 +151,7 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str) -> None:
     plt.close(figure)
 
 
-SUBMISSION_HEADER = "image_location," + ",".join(CLASS_NAMES)
+SUBMISSION_HEADER = ",".join([schema.IMAGE_LOCATION, *CLASS_NAMES])
 
 
 def write_submission(

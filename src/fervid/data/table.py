@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fervid import schema
 from fervid.runtime.io import atomic_path
 
 
@@ -113,14 +114,13 @@ class FrameTable:
         """Write as one ``.npz`` (atomically)."""
         meta = json.dumps({"videos": self.videos, "patterns": self.patterns})
         with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-            np.savez(
-                handle,
-                video=self.video,
-                frame=self.frame,
-                label=self.label,
-                has_image=self.has_image,
-                meta=np.frombuffer(meta.encode(), dtype=np.uint8),
-            )
+            columns = {
+                schema.VIDEO: self.video,
+                schema.FRAME: self.frame,
+                schema.LABEL: self.label,
+                schema.HAS_IMAGE: self.has_image,
+            }
+            np.savez(handle, **columns, meta=np.frombuffer(meta.encode(), dtype=np.uint8))
 
     @staticmethod
     def load(path: str | Path) -> FrameTable:
@@ -129,8 +129,8 @@ class FrameTable:
             return FrameTable(
                 videos=meta["videos"],
                 patterns=meta["patterns"],
-                video=data["video"],
-                frame=data["frame"],
-                label=data["label"],
-                has_image=data["has_image"],
+                video=data[schema.VIDEO],
+                frame=data[schema.FRAME],
+                label=data[schema.LABEL],
+                has_image=data[schema.HAS_IMAGE],
             )

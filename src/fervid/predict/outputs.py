@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fervid import schema
+from fervid.errors import DataError
 from fervid.labels import CLASS_COLOURS, CLASS_NAMES
 from fervid.predict.predictor import Prediction
 from fervid.predict.report import write_report
@@ -33,7 +34,7 @@ def write_outputs(
     atomic_write_text(written[0], table.to_csv(index=False))
     with atomic_path(written[1]) as temporary:
         table.to_parquet(temporary, index=False)
-    for track, rows in table.groupby("track", sort=True):
+    for track, rows in table.groupby(schema.TRACK, sort=True):
         if len(rows) > 1:
             written.append(
                 plot_timeline(
@@ -55,13 +56,28 @@ def write_outputs(
     return written
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A per-frame table ``fervid predict`` wrote (``<stem>.csv`` or ``.parquet``), whichever
+    fervid wrote it: tables from before ``pred_name`` had its name hold the predicted class
+    name as ``label`` (a name that now means the true class only), renamed here."""
+    path = Path(path)
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    old = schema.OLD_PREDICT_PRED_NAME
+    if schema.PRED_NAME not in table.columns and old in table.columns:
+        table = table.rename(columns={old: schema.PRED_NAME})
+    missing = [column for column in schema.PREDICT_COLUMNS if column not in table.columns]
+    if missing:
+        raise DataError(path, f"not a fervid predict table (no column {missing[0]!r})")
+    return table
+
+
 def plot_timeline(rows: pd.DataFrame, path: Path, title: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    time = rows["time"].to_numpy()
+    time = rows[schema.TIME].to_numpy()
     probs = rows[schema.PROB_COLUMNS].to_numpy()
     figure, (top, strip) = plt.subplots(
         2, 1, figsize=(11, 4), sharex=True, gridspec_kw={"height_ratios": [5, 1]}
@@ -77,7 +93,7 @@ def plot_timeline(rows: pd.DataFrame, path: Path, title: str) -> Path:
     )
     strip.set_yticks([])
     strip.set_xlabel("time (s)")
-    strip.set_ylabel("label", rotation=0, ha="right")
+    strip.set_ylabel("predicted", rotation=0, ha="right")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100, format="png")
@@ -86,9 +102,9 @@ def plot_timeline(rows: pd.DataFrame, path: Path, title: str) -> Path:
 
 
 def annotate_video(video: Path, table: pd.DataFrame, out: Path) -> Path:
-    """A copy of ``video`` with each face's box, track and label drawn (a second decoding pass,
-    streamed)."""
-    boxes = table[table["detected"]]
+    """A copy of ``video`` with each face's box, track and predicted class drawn (a second
+    decoding pass, streamed)."""
+    boxes = table[table[schema.DETECTED]]
     by_frame = {frame: group for frame, group in boxes.groupby(schema.FRAME, sort=False)}
     partial = out.with_name(f".{out.stem}.partial.mp4")  # the muxer picks the format by suffix
     try:
@@ -97,16 +113,10 @@ def annotate_video(video: Path, table: pd.DataFrame, out: Path) -> Path:
                 rows = by_frame.get(frame.index + 1)
                 faces = []
                 if rows is not None:
-                    for row in rows.itertuples(index=False):
-                        probability = getattr(row, str(row.label))
-                        faces.append(
-                            FaceLabel(
-                                (row.x0, row.y0, row.x1, row.y1),
-                                str(row.label),
-                                float(probability),
-                                int(row.track),
-                            )
-                        )
+                    for row in rows.to_dict("records"):
+                        name = str(row[schema.PRED_NAME])
+                        box = tuple(row[column] for column in schema.BOX_COLUMNS)
+                        faces.append(FaceLabel(box, name, float(row[name]), int(row[schema.TRACK])))
                 writer.write(frame.image, faces)
         partial.replace(out)
     finally:

@@ -31,7 +31,9 @@ from fervid import schema
 from fervid.data.sequences import fill_from_neighbours, moving_average
 from fervid.errors import DataError
 from fervid.labels import CLASS_NAMES
+from fervid.predict.options import PredictOptions
 from fervid.predict.stream import Drops, in_background, stamped, stop_on_ctrl_c
+from fervid.predict.summary import summarise
 from fervid.predict.tracks import TrackDetections, TrackedFaces
 from fervid.video.decode import StreamSource, as_source, read_frames
 from fervid.video.detect import build_detector
@@ -45,52 +47,10 @@ from fervid.zoo.store import read_sidecar, resolve_model
 
 log = logging.getLogger("fervid")
 
-LANDMARK_COLUMNS = [
-    f"{point}_{axis}" for point in ("eye_l", "eye_r", "nose", "mouth_l", "mouth_r") for axis in "xy"
-]
-BOX_COLUMNS = ["x0", "y0", "x1", "y1"]
-COLUMNS = [
-    "file",
-    schema.FRAME,
-    "time",
-    "track",
-    *BOX_COLUMNS,
-    *LANDMARK_COLUMNS,
-    "score",
-    "detected",
-    *schema.PROB_COLUMNS,
-    schema.PRED,
-    "label",
-]
-
-
-@dataclass
-class PredictOptions:
-    every: int = 1
-    """Process every N-th frame. Each track keeps one row per source frame: the Temporal
-    Encoder sees the skipped frames as masked frames of the track's real frame axis; what it
-    (or the frame model) gives no value is interpolated from the neighbouring frames."""
-    detect_every: int = 1
-    """Run the detector on every k-th processed frame, reusing its boxes in between."""
-    detector: str = "retinaface"
-    max_side: int | None = 320
-    """Longest side the detector sees (None: full size; raise it for small faces)."""
-    min_score: float | None = None
-    batch_size: int = 64
-    smoothing: int = 15
-    """Centred moving average over this many source frames (whatever ``every``; only frames with
-    a face count) for models without a temporal encoder; 1 = off."""
-    min_track_frames: int = 1
-    threads: int = 1
-    """Threads of the detector backend."""
-    flip: bool = False
-    """Horizontal-flip test-time augmentation: each face's probabilities and features are the
-    mean over the face and its mirror image (a second encoder pass per face)."""
-    live: bool = False
-    """Live input: encode each frame as soon as its faces are aligned, hand each face's row to
-    ``run``'s ``on_row`` as it comes (frame-model probabilities; the Temporal Encoder, which
-    needs the frames around, gives the table written at the end), and drop decoded frames
-    that arrive while the pipeline is behind (counted in the summary)."""
+COLUMNS = schema.PREDICT_COLUMNS
+"""The per-frame table's columns, in order (fervid/schema.py says what each holds)."""
+GEOMETRY_COLUMNS = [*schema.BOX_COLUMNS, schema.SCORE, *schema.LANDMARK_COLUMNS]
+"""A detection row's values (fervid.video.detect: box, score, 5 landmarks), in its order."""
 
 
 @dataclass
@@ -113,13 +73,10 @@ class Predictor:
         self,
         model: str | Path | list[str | Path] | None = None,
         options: PredictOptions | None = None,
-        device: str = "cpu",
     ):
-        """``device``: where the faces are encoded (``auto``: this process's GPU when there is
-        one, else the CPU; the detector runs on the CPU either way)."""
+        """``options``: :class:`~fervid.predict.options.PredictOptions` (checked when built),
+        its ``device`` where the faces are encoded."""
         self.options = options or PredictOptions()
-        if self.options.every < 1 or self.options.detect_every < 1:
-            raise ValueError("every and detect_every must be >= 1")
         if model is None:
             model = default_model()
             if model is None:
@@ -130,7 +87,8 @@ class Predictor:
             log.info("no --model given: using the installed real-face model %s", model)
         paths = [resolve_model(m) for m in (model if isinstance(model, list) else [model])]
         sidecars = [read_sidecar(path) for path in paths]
-        self.device = "cpu"
+        self.device = "cpu"  # where torch models run; _load moves it to options.device
+        device = self.options.device
         models = [self._load(p, s, device) for p, s in zip(paths, sidecars, strict=True)]
         self.model_path = paths[0] if len(paths) == 1 else paths
         self.model = models[0] if len(models) == 1 else EnsembleModel(models, list(map(str, paths)))
@@ -138,7 +96,7 @@ class Predictor:
         self.crop_specs = self.model.crop_specs if ensemble else [self.model.crop_spec]
         self.run_key = {
             "models": [sidecar.get("sha256") for sidecar in sidecars],
-            "options": dataclasses.asdict(self.options),
+            "options": self.options.run_key(),
         }
         """What an input's outputs depend on: a rerun skips inputs done with the same key."""
         self.meta = self.model.meta
@@ -300,26 +258,28 @@ class Predictor:
             frames, detected = detections.axis, detections.detected
             probs, known = self._track_probabilities(faces, track, detections)
             all_probs = fill_from_neighbours(frames, probs, known)
-            rows = pd.DataFrame({"file": str(path), schema.FRAME: frames + 1, "track": track})
-            rows["time"] = np.interp(frames, detections.frames, detections.times)
+            rows = pd.DataFrame(
+                {schema.FILE: str(path), schema.FRAME: frames + 1, schema.TRACK: track}
+            )
+            rows[schema.TIME] = np.interp(frames, detections.frames, detections.times)
             geometry = np.full((len(frames), 15), np.nan, np.float32)
             geometry[detected] = detections.geometry
-            for k, column in enumerate([*BOX_COLUMNS, "score", *LANDMARK_COLUMNS]):
+            for k, column in enumerate(GEOMETRY_COLUMNS):
                 rows[column] = geometry[:, k]
-            rows["detected"] = detected
+            rows[schema.DETECTED] = detected
             for k, column in enumerate(schema.PROB_COLUMNS):
                 rows[column] = all_probs[:, k]
             rows[schema.PRED] = all_probs.argmax(axis=1).astype(np.int16)
-            rows["label"] = pd.Categorical.from_codes(
+            rows[schema.PRED_NAME] = pd.Categorical.from_codes(
                 rows[schema.PRED], categories=list(CLASS_NAMES)
             )
             tables.append(rows)
         if not tables:
             empty = pd.DataFrame({column: pd.Series(dtype="float32") for column in COLUMNS})
-            empty["file"] = empty["file"].astype(str)
+            empty[schema.FILE] = empty[schema.FILE].astype(str)
             return empty
         table = pd.concat(tables, ignore_index=True)[COLUMNS]
-        return table.sort_values([schema.FRAME, "track"], kind="stable", ignore_index=True)
+        return table.sort_values([schema.FRAME, schema.TRACK], kind="stable", ignore_index=True)
 
     def _track_probabilities(
         self, faces: TrackedFaces, track: int, detections: TrackDetections
@@ -346,52 +306,16 @@ class Predictor:
 
 def live_row(frame_faces, k: int, track, probs: np.ndarray, arrived: float | None) -> dict:
     """One face of one frame as it is encoded: frame (1-based), time, track, box, score, the
-    frame model's probabilities and label, and the latency since the frame was decoded
-    (``arrived``: its ``time.monotonic``, live input only)."""
+    frame model's probabilities and predicted class name, and the latency since the frame was
+    decoded (``arrived``: its ``time.monotonic``, live input only)."""
     frame, box = frame_faces.frame, frame_faces.detections[k]
     return {
         schema.FRAME: frame.index + 1,
-        "time": round(float(frame.time), 4),
-        "track": int(track),
-        **{c: round(float(v), 2) for c, v in zip(BOX_COLUMNS, box[:4], strict=True)},
-        "score": round(float(box[4]), 4),
+        schema.TIME: round(float(frame.time), 4),
+        schema.TRACK: int(track),
+        **{c: round(float(v), 2) for c, v in zip(schema.BOX_COLUMNS, box[:4], strict=True)},
+        schema.SCORE: round(float(box[4]), 4),
         **{c: round(float(p), 5) for c, p in zip(schema.PROB_COLUMNS, probs, strict=True)},
-        "label": CLASS_NAMES[int(np.argmax(probs))],
-        "latency_s": None if arrived is None else round(time.monotonic() - arrived, 4),
-    }
-
-
-def summarise(
-    path: Path, table: pd.DataFrame, report, options: PredictOptions, timings: dict, seconds: float
-) -> dict:
-    # frames_decoded counts every source frame decoded, the ones ``every`` skips included
-    # (DecodeReport): the rate of source frames covered per second, not of frames processed
-    frames = report.frames_decoded
-    tracks = []
-    for track, rows in table.groupby("track", sort=True):
-        counts = rows["label"].value_counts()
-        tracks.append(
-            {
-                "track": int(track),
-                "frames": int(len(rows)),
-                "detected_frames": int(rows["detected"].sum()),
-                "first_time": float(rows["time"].min()),
-                "last_time": float(rows["time"].max()),
-                "dominant_label": str(counts.idxmax()),
-                "dominant_share": float(counts.max() / len(rows)),
-                "label_counts": {str(k): int(v) for k, v in counts.items() if v},
-            }
-        )
-    return {
-        "file": str(path),
-        "frames_decoded": frames,
-        "frames_expected": report.frames_expected,
-        "duration_s": frames / report.fps if report.fps else 0.0,
-        "decode_complete": report.complete,
-        "faces": int(table["detected"].sum()) if len(table) else 0,
-        "tracks": tracks,
-        "seconds": seconds,
-        "frames_per_second": frames / seconds if seconds else None,
-        "timings": timings,
-        "options": {k: getattr(options, k) for k in options.__dataclass_fields__},
+        schema.PRED_NAME: CLASS_NAMES[int(np.argmax(probs))],
+        schema.LATENCY: None if arrived is None else round(time.monotonic() - arrived, 4),
     }

@@ -27,24 +27,25 @@ from fervid.video.decode import StreamSource, media_kind
 
 
 def report_data(prediction: Prediction) -> dict:
-    """What the page shows: per track its times, frames, probabilities and labels."""
+    """What the page shows: per track its times, frames, probabilities and predicted classes,
+    and the columns of the table its download button writes."""
     table, summary = prediction.table, prediction.summary
     tracks = []
     for info in summary.get("tracks", []):
-        rows = table[table["track"] == info["track"]]
+        rows = table[table[schema.TRACK] == info["track"]]
         tracks.append(
             {
                 "track": int(info["track"]),
                 "frames": int(info["frames"]),
                 "dominant": info["dominant_label"],
                 "share": float(info["dominant_share"]),
-                "time": np.round(rows["time"].to_numpy(np.float64), 4).tolist(),
+                "time": np.round(rows[schema.TIME].to_numpy(np.float64), 4).tolist(),
                 "frame": rows[schema.FRAME].astype(int).tolist(),
                 "probs": np.round(rows[schema.PROB_COLUMNS].to_numpy(np.float64), 4).tolist(),
-                "labels": rows["label"].astype(str).tolist(),
+                "predicted": rows[schema.PRED_NAME].astype(str).tolist(),
             }
         )
-    times = table["time"] if len(table) else [0.0]
+    times = table[schema.TIME] if len(table) else [0.0]
     duration = max(float(summary.get("duration_s") or 0.0), float(np.max(times)))
     about = (
         f"{summary.get('frames_decoded', 0)} frames, {duration:.1f} s, {len(tracks)} tracks, "
@@ -57,6 +58,13 @@ def report_data(prediction: Prediction) -> dict:
         "duration": duration,
         "about": about,
         "tracks": tracks,
+        "columns": [
+            schema.TRACK,
+            schema.FRAME,
+            schema.TIME,
+            *schema.PROB_COLUMNS,
+            schema.PRED_NAME,
+        ],
     }
 
 

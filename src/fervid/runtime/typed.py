@@ -49,6 +49,10 @@ class Bounds:
         return " and ".join(part for part in (low, high) if part)
 
 
+NONE_WORD = "none_word"
+"""Field metadata: the word that stands for None where values are text (the command line's
+``--max-side full``; fervid/cli/dataclass_flags.py)."""
+
 PositiveInt = Annotated[int, Bounds(1)]
 NonNegativeInt = Annotated[int, Bounds(0)]
 Positive = Annotated[float, Bounds(0, low_open=True)]
@@ -74,6 +78,12 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def check_value(annotation: Any, value: Any, path: str) -> Any:
+    """``value`` converted to ``annotation`` and checked against its bounds and choices, as
+    :func:`from_dict` does for each value (a :class:`ConfigError` naming ``path``)."""
+    return _coerce(annotation, value, path)
+
+
 def check_fields(config: Any, where: str) -> None:
     """Check a dataclass built in Python (not by :func:`from_dict`) against its annotations, as
     from_dict would: a :class:`ConfigError` naming the first wrong key under ``where``."""
@@ -93,7 +103,7 @@ def _coerce(annotation: Any, value: Any, path: str) -> Any:
         base, *constraints = get_args(annotation)
         value = _coerce(base, value, path)
         for constraint in constraints:
-            if isinstance(constraint, Bounds):
+            if hasattr(constraint, "check"):  # Bounds, or another rule with check(value, path)
                 constraint.check(value, path)
         return value
     if origin is Literal:

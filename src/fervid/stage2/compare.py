@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fervid import schema
 from fervid.data.sequences import moving_average
 from fervid.data.table import FrameTable
 from fervid.evaluate import prediction_table, score, write_evaluation
@@ -120,8 +121,8 @@ def compare_probabilities(
     rows = {}
     for name, (probs, known) in systems.items():
         metrics = score(prediction_table(table, probs, known))
-        rows[name] = {"macro_f1": metrics["macro_f1"], **metrics["per_class_f1"]}
-    result = pd.DataFrame.from_dict(rows, orient="index", columns=["macro_f1", *CLASS_NAMES])
+        rows[name] = {schema.MACRO_F1: metrics["macro_f1"], **metrics["per_class_f1"]}
+    result = pd.DataFrame.from_dict(rows, orient="index", columns=[schema.MACRO_F1, *CLASS_NAMES])
     result.attrs.update(smoothing_window=smoothing_window, window_scores=window_scores)
     return result
 
@@ -148,7 +149,7 @@ def evaluate_temporal(
     out_dir = Path(out_dir)
     metrics = write_evaluation(out_dir, prediction_table(store.table, *temporal))
     comparison = compare_probabilities(store, temporal, smoothing_window, windows)
-    atomic_write_text(out_dir / "comparison.csv", comparison.to_csv(index_label="system"))
+    atomic_write_text(out_dir / "comparison.csv", comparison.to_csv(index_label=schema.SYSTEM))
     metrics["comparison"] = {
         "table": json.loads(comparison.to_json(orient="index")),
         "smoothing_window": comparison.attrs["smoothing_window"],

@@ -87,7 +87,7 @@ class FaceDetector(ABC):
         min_face: float = 0.0,
     ):
         if max_side is not None and max_side < MIN_MAX_SIDE:
-            raise ValueError(f"max_side must be >= 32 or None, got {max_side}")
+            raise ValueError(f"max_side must be >= {MIN_MAX_SIDE} or None, got {max_side}")
         self.max_side = max_side
         self.min_score = self.default_min_score if min_score is None else float(min_score)
         if not 0.0 <= self.min_score <= 1.0:

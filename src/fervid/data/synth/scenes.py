@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fervid import schema
 from fervid.data.synth.config import SynthConfig
 from fervid.data.synth.nuisance import background_texture
 from fervid.data.synth.plan import ScenePlan, person
@@ -20,23 +21,11 @@ from fervid.data.synth.timeline import au_trace, event_labels, smooth_noise
 from fervid.runtime.io import atomic_path
 
 CSV_COLUMNS = (
-    "frame",
-    "face",
-    "x0",
-    "y0",
-    "x1",
-    "y1",
-    "eye_l_x",
-    "eye_l_y",
-    "eye_r_x",
-    "eye_r_y",
-    "nose_x",
-    "nose_y",
-    "mouth_l_x",
-    "mouth_l_y",
-    "mouth_r_x",
-    "mouth_r_y",
-    "label",
+    schema.FRAME,
+    schema.FACE,
+    *schema.BOX_COLUMNS,
+    *schema.LANDMARK_COLUMNS,
+    schema.LABEL,
 )
 
 
