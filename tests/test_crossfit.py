@@ -17,7 +17,8 @@ from fervid.data.affwild2 import read_split
 from fervid.data.sources import labelled_split, present_videos, source_video, video_folds
 from fervid.errors import ConfigError
 from fervid.stage2.store import FeatureStore, write_store
-from fervid.stage2.train import mix_windows, train_stage2
+from fervid.stage2.train import train_stage2
+from fervid.stage2.windows import mix_windows
 
 from .conftest import write_colour_coded_affwild2
 from .test_demo import TINY

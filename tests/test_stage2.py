@@ -19,8 +19,10 @@ from fervid.stage2.compare import (
     format_comparison,
     moving_average_per_video,
 )
+from fervid.stage2.step import window_loss
 from fervid.stage2.store import write_store
-from fervid.stage2.train import train_stage2, window_loss, window_weights
+from fervid.stage2.train import train_stage2
+from fervid.stage2.windows import window_weights
 
 from .helpers import kill_after_first_checkpoint, max_weight_difference
 

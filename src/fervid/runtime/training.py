@@ -1,4 +1,6 @@
-"""Pieces every training loop shares: device, precision, optimizer, schedule, resume state,
+"""What every training loop shares: the skeleton around its epochs (:class:`TrainingRun`:
+refuse or resume a run, evaluate every k epochs, checkpoint, final evaluation) and the pieces
+inside them: device, precision, optimizer, schedule, augmentation generator, resume state,
 validation logging."""
 
 from __future__ import annotations
@@ -8,14 +10,16 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
+import yaml
 from torch import nn
 
-from fervid.config import OptimConfig
+from fervid.config import OptimConfig, to_dict
 from fervid.errors import ConfigError
-from fervid.runtime.checkpoint import load_state, save_state
-from fervid.runtime.dist import is_main, world_size
+from fervid.runtime.checkpoint import load_state, save_state, save_weights
+from fervid.runtime.dist import barrier, check_same_everywhere, is_main, rank, world_size
 from fervid.runtime.run_dir import RunDir
 
 log = logging.getLogger("fervid")
@@ -112,3 +116,120 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every group's rate to ``lr`` times the group's ``lr_scale`` (see build_optimizer)."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The augmentation generator of ``epoch`` on this process: a stream of its own per (seed,
+    epoch, process), so a resumed run draws what the uninterrupted one drew."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch * 101 + rank())
+
+
+# ----------------------------------------------------------------------------------------------
+# The skeleton around the epochs
+
+
+class Checkpointed(Protocol):
+    """What a training loop checkpoints after every epoch besides the RNG and the logs: a step
+    object's model, optimizer, EMA teacher, ... as named parts of one state dict."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Validation(Protocol):
+    """How a stage evaluates its model on the validation split (``eval.split``)."""
+
+    def predict(self) -> Any:
+        """The current model's predictions (under torchrun every process takes part and gets
+        them all)."""
+        ...
+
+    def score(self, predictions: Any) -> dict:
+        """Their metrics: ``macro_f1``, ``per_class_f1``, ..."""
+        ...
+
+    def write(self, out_dir: Path, predictions: Any) -> dict:
+        """Write their evaluation files into ``out_dir`` (process 0 alone calls it); returns the
+        metrics."""
+        ...
+
+
+class TrainingRun:
+    """The skeleton both stages' loops share, around the epochs they train; a fix to resuming
+    lands here once.
+
+    - ``TrainingRun(run_dir, resume, epochs, eval_every)`` refuses a run directory that already
+      holds a run unless ``resume``;
+    - :meth:`start` records the config and provenance;
+    - :meth:`epochs_left` restores the checkpoint of a resumed run (training state, RNG, logs)
+      and gives the epochs still to train;
+    - :meth:`end_epoch` evaluates every ``eval_every`` epochs and after the last, logs the
+      epoch and checkpoints atomically;
+    - :meth:`finish` writes the final model and its evaluation (predicting once more when a
+      resume found no epoch left).
+    """
+
+    def __init__(self, run_dir: str | Path, resume: bool, epochs: int, eval_every: int):
+        self.run = RunDir(Path(run_dir))
+        if self.run.checkpoint.exists() and not resume:
+            raise FileExistsError(
+                f"{self.run.path} already holds a run; pass --resume or pick another --run-dir"
+            )
+        self.resume, self.epochs, self.eval_every = resume, epochs, eval_every
+        self.predictions: Any = None
+        """The validation predictions of the last epoch that was evaluated."""
+
+    def start(self, config: Any, kind: str) -> None:
+        """Check that every process got the same config, then record it in the run."""
+        check_same_everywhere(yaml.safe_dump(to_dict(config)), "configs")
+        self.run.start(config, kind)
+
+    def epochs_left(self, trained: Checkpointed, shared_by: str) -> range:
+        """The epochs to train: all, or when resuming those after the checkpoint's, whose
+        training state goes into ``trained`` (``shared_by``: what the process count shares
+        out, see :func:`load_resume_state`), whose RNG state is restored and whose logs lose
+        the lines of the killed epoch."""
+        start = 0
+        if self.resume and self.run.checkpoint.exists():
+            state = load_resume_state(self.run.checkpoint, shared_by)
+            trained.load_state_dict(state)
+            torch.set_rng_state(state["rng"])
+            start = state["epoch"] + 1
+            self.run.truncate_logs(state["log_lines"])
+            log.info("resumed %s after epoch %d", self.run.path, start)
+        return range(start, self.epochs)
+
+    def end_epoch(
+        self, epoch: int, record: dict, trained: Checkpointed, validation: Validation
+    ) -> None:
+        """After ``epoch``: validate when due (every ``eval_every`` epochs and after the last),
+        add the metrics to the epoch's log ``record`` and write it, then checkpoint."""
+        self.predictions = None
+        last = epoch + 1 == self.epochs
+        if last or (self.eval_every and (epoch + 1) % self.eval_every == 0):
+            self.predictions = validation.predict()
+            log_validation(record, validation.score(self.predictions))
+        self.run.log(record)
+        save_resume_state(self.run, epoch=epoch, **trained.state_dict())
+
+    def final_predictions(self, validation: Validation) -> Any:
+        """The last epoch's validation predictions; made now when a resume found every epoch
+        trained already."""
+        if self.predictions is None:
+            self.predictions = validation.predict()
+        return self.predictions
+
+    def finish(
+        self, weights: dict[str, torch.Tensor], meta: dict, validation: Validation, split: str
+    ) -> dict:
+        """Process 0 writes the final model (``model.safetensors`` with ``meta`` in its
+        sidecar) and the evaluation of the final predictions into ``eval/<split>``; every
+        process returns their metrics."""
+        predictions = self.final_predictions(validation)
+        metrics = None
+        if is_main():
+            save_weights(self.run.path / "model", weights, meta)
+            metrics = validation.write(self.run.path / "eval" / split, predictions)
+        barrier()
+        return metrics if metrics is not None else validation.score(predictions)

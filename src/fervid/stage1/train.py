@@ -3,9 +3,11 @@
 
 One epoch = ``steps_per_epoch`` optimizer steps, each of ``accumulate`` batches. A batch holds
 labelled frames in which every class is equally likely (the paper's uniform sampling) and, with
-SSL, mu times as many unlabelled faces (each read once, in a weak and a strong view). After each epoch: validation macro F1 and an
-atomic checkpoint holding everything that evolves (weights, optimizer, EMA teacher, threshold
-statistics, p_hat, RNG), from which ``resume`` continues exactly.
+SSL, mu times as many unlabelled faces (each read once, in a weak and a strong view). After each
+epoch: validation macro F1 and an atomic checkpoint holding everything that evolves (weights,
+optimizer, EMA teacher, threshold statistics, p_hat, RNG), from which ``resume`` continues
+exactly (the skeleton around the epochs is :class:`fervid.runtime.training.TrainingRun`, shared
+with stage 2).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from itertools import repeat
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
-import yaml
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -28,24 +30,14 @@ from fervid.data.frames import FrameBatch, UnlabelledBatch
 from fervid.data.transforms import weak_augment
 from fervid.evaluate import score, write_evaluation
 from fervid.models.frame import FrameModel
-from fervid.runtime.checkpoint import save_weights
-from fervid.runtime.dist import (
-    barrier,
-    broadcast_from_main_,
-    check_same_everywhere,
-    is_main,
-    rank,
-    world_size,
-)
-from fervid.runtime.run_dir import RunDir
+from fervid.runtime.dist import broadcast_from_main_, world_size
 from fervid.runtime.training import (
+    TrainingRun,
     autocast,
     build_optimizer,
     cosine_lr,
-    load_resume_state,
-    log_validation,
+    epoch_generator,
     pick_device,
-    save_resume_state,
     set_lr,
 )
 from fervid.stage1.data import Stage1Data
@@ -101,6 +93,31 @@ class Stage1Step:
             else None
         )
 
+    @property
+    def eval_model(self) -> FrameModel:
+        """The model validated and written at the end: the EMA teacher with ``train.ema``,
+        else the trained model."""
+        return self.ema.module if self.config.train.ema and self.ema is not None else self.model
+
+    def state_dict(self) -> dict:
+        """What evolves besides the RNG: weights, optimizer, EMA teacher, threshold statistics
+        and p_hat (``{}`` for the parts this run has not)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else {},
+            "objective": self.objective.state_dict() if self.objective is not None else {},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`'s ``state`` (a resumed run)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        if self.objective is not None:
+            self.objective.load_state_dict(state["objective"])
+
     def to_input(self, images: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
         """uint8 batch -> (weakly augmented) normalised input on the device."""
         images = images.to(self.device, non_blocking=True)
@@ -150,48 +167,44 @@ class Stage1Step:
         return loss.detach()
 
 
+class FrameValidation:
+    """The frame model (the EMA teacher with ``train.ema``) on the validation split: its
+    per-frame predictions, their score, and the evaluation files (:mod:`fervid.evaluate`)."""
+
+    def __init__(self, data: Stage1Data, model: FrameModel, device: torch.device, progress: bool):
+        self.data, self.model, self.device, self.progress = data, model, device, progress
+
+    def predict(self) -> pd.DataFrame:
+        return self.data.predict_validation(self.model, self.device, self.progress)
+
+    def score(self, predictions: pd.DataFrame) -> dict:
+        return score(predictions)
+
+    def write(self, out_dir: Path, predictions: pd.DataFrame) -> dict:
+        return write_evaluation(out_dir, predictions)
+
+
 def train_stage1(
     config: Config, run_dir: str | Path, resume: bool = False, progress: bool = True
 ) -> dict:
     """Train the frame model; returns the final validation metrics."""
-    run = RunDir(Path(run_dir))
-    if run.checkpoint.exists() and not resume:
-        raise FileExistsError(
-            f"{run.path} already holds a run; pass --resume or pick another --run-dir"
-        )
-    check_same_everywhere(yaml.safe_dump(to_dict(config)), "configs")
-    run.start(config, "stage1")
     cfg = config.train
+    loop = TrainingRun(run_dir, resume, cfg.epochs, cfg.eval_every)
+    loop.start(config, "stage1")
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     data = Stage1Data(config, progress)
-
     step = Stage1Step(config, data.num_unlabelled, device, data.class_counts)
-    model, optimizer, ema, objective = step.model, step.optimizer, step.ema, step.objective
-    eval_model = ema.module if cfg.ema and ema is not None else model
+    validation = FrameValidation(data, step.eval_model, device, progress)
     total_steps = cfg.epochs * cfg.steps_per_epoch
     warmup_steps = round(config.optim.warmup_epochs * cfg.steps_per_epoch)
 
-    start_epoch, predictions = 0, None
-    if resume and run.checkpoint.exists():
-        state = load_resume_state(run.checkpoint, "samplers shard")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.module.load_state_dict(state["ema"])
-        if objective is not None:
-            objective.load_state_dict(state["objective"])
-        torch.set_rng_state(state["rng"])
-        start_epoch = state["epoch"] + 1
-        run.truncate_logs(state["log_lines"])
-        log.info("resumed %s after epoch %d", run.path, start_epoch)
-
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in loop.epochs_left(step, "samplers shard"):
         data.set_epoch(epoch)
-        augment_rng = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch * 101 + rank())
-        model.train()
+        augment_rng = epoch_generator(cfg.seed, epoch)
+        step.model.train()
         started, seen, loss_sum, skipped = time.perf_counter(), 0, 0.0, 0
-        unlabelled_batches = data.unlabelled if objective is not None else repeat(None)
+        unlabelled_batches = data.unlabelled if step.objective is not None else repeat(None)
         bar = tqdm(
             zip(data.labelled, unlabelled_batches),
             total=len(data.labelled),
@@ -200,7 +213,7 @@ def train_stage1(
         )
         for index, (batch, unlabelled) in enumerate(bar):
             global_step = epoch * cfg.steps_per_epoch + index // cfg.accumulate  # optimizer steps
-            set_lr(optimizer, cosine_lr(global_step, total_steps, warmup_steps, config.optim))
+            set_lr(step.optimizer, cosine_lr(global_step, total_steps, warmup_steps, config.optim))
             update = (index + 1) % cfg.accumulate == 0  # optimizer step after `accumulate` batches
             loss = step(batch, unlabelled, augment_rng, update, global_step)
             skipped += len(batch.corrupt) + (len(unlabelled.corrupt) if unlabelled else 0)
@@ -208,42 +221,19 @@ def train_stage1(
             loss_sum += loss.item() * len(batch.labels)
             if index % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-            if objective is not None and update and (global_step + 1) % config.ssl.log_every == 0:
-                run.log(
-                    {"epoch": epoch + 1, "step": global_step + 1, **objective.report()},
-                    name="steps",
-                )
-
+            ssl_report_due = update and (global_step + 1) % config.ssl.log_every == 0
+            if step.objective is not None and ssl_report_due:
+                report = {"epoch": epoch + 1, "step": global_step + 1, **step.objective.report()}
+                loop.run.log(report, name="steps")
         record = {
             "epoch": epoch + 1,
             "step": (epoch + 1) * cfg.steps_per_epoch,
             "loss": loss_sum / max(seen, 1),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": step.optimizer.param_groups[0]["lr"],
             "labelled_images_per_s": seen / (time.perf_counter() - started),
             "corrupt_skipped": skipped,
         }
-        last = epoch + 1 == cfg.epochs
-        predictions = None
-        if last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0):
-            predictions = data.predict_validation(eval_model, device, progress)
-            metrics = score(predictions)
-            log_validation(record, metrics)
-        run.log(record)
-        save_resume_state(
-            run,
-            epoch=epoch,
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            ema=ema.module.state_dict() if ema is not None else {},
-            objective=objective.state_dict() if objective is not None else {},
-        )
+        loop.end_epoch(epoch, record, step, validation)
 
-    if predictions is None:  # resumed after the last epoch
-        predictions = data.predict_validation(eval_model, device, progress)
-    metrics = score(predictions)
-    if is_main():
-        meta = {"kind": "frame", "config": to_dict(config)}
-        save_weights(run.path / "model", eval_model.state_dict(), meta)
-        metrics = write_evaluation(run.path / "eval" / config.eval.split, predictions)
-    barrier()
-    return metrics
+    meta = {"kind": "frame", "config": to_dict(config)}
+    return loop.finish(step.eval_model.state_dict(), meta, validation, config.eval.split)
