@@ -6,6 +6,6 @@
 - :mod:`~fervid.stage2.step`: one training step (``Stage2Step``) and its loss;
 - :mod:`~fervid.stage2.train`: the stage-2 loop (``train_stage2``) over windows of a store;
 - :mod:`~fervid.stage2.finetune`: fine-tuning the frame encoder inside stage 2;
-- :mod:`~fervid.stage2.compare`: frame model, moving average and Temporal Encoder side by side.
+- :mod:`~fervid.stage2.compare`: frame model, moving average and Temporal Encoder side by side;
 - :mod:`~fervid.stage2.two_stage`: both stages in one run folder (the demo, ablation runs).
 """
