@@ -69,6 +69,7 @@ def test_every_numeric_config_value_refuses_a_non_number_and_a_negative(key, kin
         ("temporal.width=30", "temporal.width: must be a multiple of temporal.heads"),
         ("synth.frames_min=700", "synth.frames_min: must not exceed synth.frames_max"),
         ("eval.split=test", "eval.split: must be one of train, validation"),
+        ("train.device=gpu", "train.device: must be auto, cpu, cuda, mps or xpu, with :N"),
     ],
 )
 def test_bounds_choices_and_cross_checks(override, message):

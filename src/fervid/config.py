@@ -20,6 +20,7 @@ from fervid.data.synth.config import SynthConfig
 from fervid.errors import ConfigError
 from fervid.runtime.typed import (
     Bounds,
+    DeviceName,
     Fraction,
     Momentum,
     NonNegative,
@@ -143,9 +144,9 @@ class TrainConfig:
     """Write a line of training statistics (``steps.jsonl``) every N optimizer steps."""
     eval_every: NonNegativeInt = 1
     """Evaluate on the validation split every N epochs (0 = only at the end)."""
-    device: str = "auto"
+    device: Annotated[str, DeviceName()] = "auto"
     """auto (this process's GPU when there is one, else the CPU; under torchrun the GPU of its
-    local rank), cpu, cuda, cuda:N, or another torch device name."""
+    local rank), cpu, or an accelerator: cuda, cuda:N, mps, xpu."""
     accumulate: PositiveInt = 1
     """Gradient accumulation: one optimizer step every N batches."""
     channels_last: bool = True

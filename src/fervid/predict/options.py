@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, get_type_hints
 
 from fervid.errors import ConfigError
-from fervid.runtime.typed import NONE_WORD, Bounds, Fraction, PositiveInt, check_value
+from fervid.runtime.typed import NONE_WORD, Bounds, DeviceName, Fraction, PositiveInt, check_value
 from fervid.video.detect import (
     DEFAULT_DETECTOR,
     DEFAULT_MAX_SIDE,
@@ -38,25 +38,6 @@ class RegistryName:
 
     def describe(self) -> str:
         return "one of " + ", ".join(self.names())
-
-
-@dataclass(frozen=True)
-class DeviceName:
-    """``auto``, ``cpu``, or an accelerator, optionally with an index (``cuda``, ``cuda:1``)."""
-
-    accelerators: tuple[str, ...] = ("cuda", "mps", "xpu")
-
-    def check(self, value: str, path: str) -> None:
-        kind, colon, index = value.partition(":")
-        known = kind in ("auto", "cpu") and not colon
-        if not known and not (kind in self.accelerators and (not colon or index.isdigit())):
-            raise ConfigError(f"{path}: must be {self.describe()}, got {value!r}")
-
-    def describe(self) -> str:
-        *others, last = self.accelerators
-        return (
-            f"auto, cpu, {', '.join(others)} or {last}, with :N to pick one of several, as cuda:1"
-        )
 
 
 def detector_names() -> list[str]:

@@ -53,6 +53,27 @@ NONE_WORD = "none_word"
 """Field metadata: the word that stands for None where values are text (the command line's
 ``--max-side full``; fervid/cli/dataclass_flags.py)."""
 
+
+@dataclass(frozen=True)
+class DeviceName:
+    """A device name: ``auto``, ``cpu``, or an accelerator, optionally with an index (``cuda``,
+    ``cuda:1``); ``train.device`` and predict's ``--device``."""
+
+    accelerators: tuple[str, ...] = ("cuda", "mps", "xpu")
+
+    def check(self, value: str, path: str) -> None:
+        kind, colon, index = value.partition(":")
+        known = kind in ("auto", "cpu") and not colon
+        if not known and not (kind in self.accelerators and (not colon or index.isdigit())):
+            raise ConfigError(f"{path}: must be {self.describe()}, got {value!r}")
+
+    def describe(self) -> str:
+        *others, last = self.accelerators
+        return (
+            f"auto, cpu, {', '.join(others)} or {last}, with :N to pick one of several, as cuda:1"
+        )
+
+
 PositiveInt = Annotated[int, Bounds(1)]
 NonNegativeInt = Annotated[int, Bounds(0)]
 Positive = Annotated[float, Bounds(0, low_open=True)]
