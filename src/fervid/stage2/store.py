@@ -113,8 +113,7 @@ def open_or_create(out: Path, table: FrameTable, encoder: dict, dim: int) -> dic
                 "this store was started for other videos or frames; write to another --out "
                 f"or delete {out}",
             )
-        gather_progress(out)
-        return meta
+        return gather_progress(out)
     gap = frame_gap(table)
     if gap is not None:
         video, before, after = gap
