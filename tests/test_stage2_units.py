@@ -365,16 +365,18 @@ def sidecar(path: Path, kind: str) -> Path:
     return path
 
 
-def test_the_models_that_run_over_a_split_are_frame_and_video_models(tmp_path):
+def test_the_models_that_run_over_a_split_are_frame_video_and_onnx_models(tmp_path):
     run = sidecar(tmp_path / "run" / "model.safetensors", "frame").parent
     assert submission.resolve_split_model(run) == run / "model.safetensors"
     video = sidecar(tmp_path / "video.safetensors", "video")
     assert submission.resolve_split_model(str(video)) == video
+    onnx = sidecar(tmp_path / "onnx.safetensors", "onnx")
+    assert submission.resolve_split_model(onnx) == onnx
     temporal = sidecar(tmp_path / "stage2" / "model.safetensors", "temporal")
     with pytest.raises(DataError) as error:
         submission.resolve_split_model(temporal)
     assert str(error.value) == (
         f"{temporal}: a 'temporal' model cannot run over a split of face "
-        "crops; give a stage-1 run or frame model, or a video model from `fervid export` (a "
-        "stage-2 run: export it with its frame encoder first)"
+        "crops; give a stage-1 run or frame model, a video model from `fervid export` (a "
+        "stage-2 run: export it with its frame encoder first) or an ONNX model"
     )
