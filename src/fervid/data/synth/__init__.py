@@ -5,31 +5,32 @@ and raw scene videos; ``render_scene_frame`` and ``render_aligned_face`` draw si
 known landmarks. See docs/synthetic.md.
 """
 
-from fervid.data.synth.config import SynthConfig, tiny_config
-from fervid.data.synth.expressions import AU_NAMES, PROTOTYPES
-from fervid.data.synth.identity import ARCFACE_TEMPLATE, Identity, make_identity
-from fervid.data.synth.render import (
-    DrawnFace,
-    FacePlacement,
-    placement_matrix,
-    render_aligned_face,
-    render_scene_frame,
-)
-from fervid.data.synth.writer import generate, load_summary
+import importlib
 
-__all__ = [
-    "ARCFACE_TEMPLATE",
-    "AU_NAMES",
-    "PROTOTYPES",
-    "DrawnFace",
-    "FacePlacement",
-    "Identity",
-    "SynthConfig",
-    "generate",
-    "load_summary",
-    "make_identity",
-    "placement_matrix",
-    "render_aligned_face",
-    "render_scene_frame",
-    "tiny_config",
-]
+_HOMES = {
+    "SynthConfig": "config",
+    "tiny_config": "config",
+    "AU_NAMES": "expressions",
+    "PROTOTYPES": "expressions",
+    "ARCFACE_TEMPLATE": "identity",
+    "Identity": "identity",
+    "make_identity": "identity",
+    "DrawnFace": "render",
+    "FacePlacement": "render",
+    "placement_matrix": "render",
+    "render_aligned_face": "render",
+    "render_scene_frame": "render",
+    "generate": "writer",
+    "load_summary": "writer",
+}
+"""Where each public name lives. They are imported on first use (PEP 562), so that reading the
+config (``fervid.config`` imports ``synth.config``) does not import the renderer and the writer:
+start-up time of ``fervid predict``."""
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
