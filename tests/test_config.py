@@ -1,10 +1,9 @@
-from pathlib import Path
-
 import pytest
 import yaml
 
 from fervid.config import RECIPE_DIR, Config, load_config, recipe_path, to_dict
 from fervid.errors import ConfigError
+from tests.helpers import REPO
 
 
 def test_recipe_and_overrides_resolve_to_typed_values():
@@ -59,7 +58,7 @@ def test_unknown_recipe_lists_packaged_ones():
 
 
 RECIPES = sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
-RECIPES_PAGE = (Path(__file__).parents[1] / "docs" / "recipes.md").read_text()
+RECIPES_PAGE = (REPO / "docs" / "recipes.md").read_text()
 
 WHAT_EACH_RECIPE_IS = {
     "default": lambda c: c.model.backbone == "fervid_cnn" and not c.ssl.enabled,

@@ -23,6 +23,7 @@ from fervid.evaluate import (
     write_submission,
 )
 from fervid.labels import CLASS_NAMES
+from tests.helpers import REPO
 
 EIGHT = list(range(8))
 
@@ -367,9 +368,8 @@ def test_confusion_plot_colour_scale_is_zero_to_one_whatever_the_values(tmp_path
 
 
 def test_every_column_fervid_writes_is_in_the_one_table_of_docs_data_md():
-    from pathlib import Path
 
-    docs = (Path(__file__).parents[1] / "docs" / "data.md").read_text()
+    docs = (REPO / "docs" / "data.md").read_text()
     section = docs.split("## Columns of the tables fervid writes")[1].split("\n## ")[0]
     first_cells = re.findall(r"^\| (.+?) \|", section, re.MULTILINE)
     documented = {name for cell in first_cells for name in re.findall(r"`([^`]+)`", cell)}

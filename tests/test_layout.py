@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "fervid"
+from tests.helpers import REPO
+
+SRC = REPO / "src" / "fervid"
 
 LAYERS = [
     # lowest first; a module may import from its own layer and the layers below it

@@ -22,7 +22,7 @@ from fervid.video.detect import non_max_suppression
 
 out, backbone = sys.argv[1], sys.argv[2]
 config = Config(model=ModelConfig(backbone=backbone))
-# for_loading: the timm-free build, whose state dict is timm's (tests/test_frame_model.py)
+# for_loading: the timm-free build, whose state dict is timm's (tests/models/test_frame_model.py)
 model = save_weights(out + "/frame", FrameModel(config.model, for_loading=True).state_dict(),
                      {"kind": "frame", "config": to_dict(config)})
 Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(out + "/photo.jpg")
