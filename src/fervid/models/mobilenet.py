@@ -5,7 +5,7 @@ package and ``torch._dynamo`` with it, which costs ``fervid predict`` about a se
 on the development machine (docs/benchmarks.md). A model file already holds every tensor, so
 inference needs only the network's shape: this module has timm's module names and order
 (``conv_stem``, ``bn1``, ``blocks.S.B.conv_pw`` ...), a state dict trained with timm loads into it
-strictly, and tests/test_frame_model.py pins that both give the same features. Training keeps
+strictly, and tests/models/test_frame_model.py pins that both give the same features. Training keeps
 timm (its initialisation, its hub weights).
 """
 
