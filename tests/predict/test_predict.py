@@ -128,7 +128,7 @@ def test_truncated_video_keeps_what_decodes(shared_data, random_weights_model, t
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
     # the clip's index (moov) sits before its data, so the first half still opens and decodes
-    # (an mp4 with its index at the end cannot be opened at all: test_video_decode.py)
+    # (an mp4 with its index at the end cannot be opened at all: tests/video/test_decode.py)
     prediction = Predictor(random_weights_model, PredictOptions(every=4)).run(cut)
     summary = prediction.summary
     assert not summary["decode_complete"]
