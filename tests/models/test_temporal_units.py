@@ -29,12 +29,7 @@ from fervid.runtime.checkpoint import save_weights
 SMALL = dict(window=5, width=4, heads=2, ffn_width=6, layers=1, dropout=0.0, input_dropout=0.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from fervid.errors import DataError
 from fervid.predict import PredictOptions, Predictor
 
 EVERY = base.EVERY
-clip, frame_model_file, one_thread = base.clip, base.frame_model_file, base.one_thread  # fixtures
+clip, frame_model_file = base.clip, base.frame_model_file  # fixtures
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def run(models, clip, **options):

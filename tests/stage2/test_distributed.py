@@ -16,8 +16,10 @@ from fervid.stage2.compare import temporal_probabilities
 from fervid.stage2.extract import extract_features, split_frames
 from fervid.stage2.store import FeatureStore
 from tests.helpers import torchrun
-from tests.stage2.test_features import BATCH, model_file, one_thread  # noqa: F401 (autouse: 1 thread, as torchrun)
+from tests.stage2.test_features import BATCH, model_file  # noqa: F401 (fixture)
 from tests.stage2.test_training import ENCODER, TINY, pulses, write_store
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 @pytest.mark.slow

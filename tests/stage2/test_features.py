@@ -19,12 +19,7 @@ BACKBONE = ModelConfig(backbone="test_vit", input_size=32)
 BATCH = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def frame_model(seed=0) -> FrameModel:

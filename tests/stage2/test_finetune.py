@@ -19,7 +19,8 @@ from fervid.stage2.store import FeatureStore
 from fervid.stage2.train import open_stores, train_stage2
 from fervid.zoo.video_model import export_model, load_video_model
 from tests.helpers import torchrun
-from tests.stage2.test_features import one_thread  # noqa: F401 (autouse: 1 thread)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 BACKBONE = ModelConfig(backbone="fervid_cnn", input_size=32)  # has BatchNorm layers
 SMALL = [

@@ -12,7 +12,9 @@ from fervid.models.inference import frame_probabilities
 from fervid.stage2.extract import extract_features
 
 BATCH, frame_model = base.BATCH, base.frame_model
-one_thread, train_table = base.one_thread, base.train_table  # fixtures
+train_table = base.train_table  # fixture
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
 
 
 def test_flipped_features_are_the_mean_of_both_views_and_the_store_says_so(train_table, tmp_path):

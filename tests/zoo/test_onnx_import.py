@@ -19,7 +19,10 @@ from fervid.predict import PredictOptions, Predictor
 from fervid.zoo import load_model
 from fervid.zoo.onnx_import import import_onnx
 
-clip, frame_model_file, one_thread = base.clip, base.frame_model_file, base.one_thread  # fixtures
+clip, frame_model_file = base.clip, base.frame_model_file  # fixtures
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add overhead
+
 MEAN = np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
 HSE_8 = ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]
