@@ -341,9 +341,14 @@ def run_usb(args, python: Path, method: str, draw: int, npz: Path, out: Path) ->
     ]
     if args.smoke:
         command.append("--val-limit=200")
+    row = {"draw": draw, "method": method, "seed": args.seed, "log": str(log)}
+    budget = command[command.index("--work") + 2 :]
+    if result.exists() and json.loads(result.read_text()).get("command") == budget:
+        print(f"{method}: reusing {result} (same settings)", flush=True)
+        row.update(json.loads(result.read_text()))
+        return row
     started = time.perf_counter()
     status = run_logged(command, log)
-    row = {"draw": draw, "method": method, "seed": args.seed, "log": str(log)}
     if status != 0 or not result.exists():
         row.update(macro_f1=None, seconds=round(time.perf_counter() - started, 1))
         row["error"] = tail(log)
@@ -637,6 +642,8 @@ def fervid_lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> fl
 
 def worker(argv: list[str]) -> int:
     args = worker_args(argv)
+    # the settings after --work, kept in the result so that the driver reuses it only for the same
+    command_settings = argv[argv.index("--work") + 2 :] if "--work" in argv else []
     started = time.perf_counter()
     semilearn, stubbed = import_semilearn()
     if args.check:
@@ -812,6 +819,7 @@ def worker(argv: list[str]) -> int:
         ssl["thresholds"] = (args.tau * beta / (2 - beta)).tolist()
         ssl["unused"] = int((masking.selected_label == -1).sum())
     result["ssl"] = ssl
+    result["command"] = command_settings
     result["fit_seconds"] = round(fit_seconds, 1)
     result["seconds"] = round(time.perf_counter() - started, 1)
     for checkpoint in Path(args.work).rglob("*.pth"):

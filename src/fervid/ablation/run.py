@@ -37,6 +37,12 @@ VARIANTS: dict[str, list[str]] = {
         "ssl.debias_lambda=0.5",
     ],
     # FlexMatch without its warm-up (beta = sigma / max sigma), as its code's thresh_warmup=False
+    "ssl_flex_no_warmup": [
+        "ssl.enabled=true",
+        "ssl.threshold=flex",
+        "ssl.flex_warmup=false",
+        "ssl.debias_lambda=0",
+    ],
     "ssl_flex_debias_no_warmup": [
         "ssl.enabled=true",
         "ssl.threshold=flex",
