@@ -65,7 +65,9 @@ WHAT_EACH_RECIPE_IS = {
     "demo": lambda c: (
         (c.model.backbone, c.model.weights, c.train.epochs, c.train.steps_per_epoch)
         == ("mobilenetv2_100", "package", 4, 100)
-        and (c.ssl.enabled, c.ssl.threshold, c.ssl.tau) == (True, "fixed", 0.9)
+        and c.data.labels_per_class == 40
+        and (c.ssl.enabled, c.ssl.threshold, c.ssl.flex_warmup, c.ssl.debias_lambda)
+        == (True, "flex", False, 0.5)
         and (c.temporal.window, c.temporal.normalize) == (64, "video")
     ),
     "affwild2_resnet50": lambda c: (

@@ -34,8 +34,9 @@ TINY = [
     "temporal.window=16",
     "temporal.batch_size=4",
     "ssl.log_every=2",
+    "data.labels_per_class=5",  # the tiny draw's rarest class has 8 train frames
 ]
-STAGES = ["synth", "stage1", "features", "stage2"]
+STAGES = ["synth", "stage1", "features", "stage2", "stage1_supervised"]
 
 
 def fingerprint(path):
@@ -45,7 +46,7 @@ def fingerprint(path):
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
-    result = demo(tmp_path / "demo", TINY, progress=False)
+    result = demo(tmp_path / "demo", TINY, progress=False, baseline=True)
     comparison = result["metrics"]["comparison"]["table"]
     assert set(comparison) == {
         "frame model",
@@ -58,12 +59,20 @@ def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
     assert seconds["total"] == pytest.approx(sum(seconds[name] for name in STAGES))
     run = tmp_path / "demo" / "run"
     assert (run / "stage1" / "steps.jsonl").exists()  # stage 1 ran semi-supervised
+    assert result["stage1"].startswith("semi-supervised, FlexMatch's per-class thresholds")
+    # the supervised-only baseline: the same labelled frames, no unlabelled faces
+    supervised = result["supervised_metrics"]
+    assert supervised["frames"] == result["frame_metrics"]["frames"]
+    assert not (run / "stage1_supervised" / "steps.jsonl").exists()
     assert json.loads((run / "fervid_demo_model.json").read_text())["temporal"] is not None
 
     # a second call finds every stage done: it only re-evaluates
     untouched = [  # not even rewritten
         tmp_path / "demo" / "data" / "synth.json",
-        *(run / stage / "checkpoints" / "last.pt" for stage in ("stage1", "stage2")),
+        *(
+            run / stage / "checkpoints" / "last.pt"
+            for stage in ("stage1", "stage2", "stage1_supervised")
+        ),
         *(run / "features" / split / "features.npy" for split in ("train", "validation")),
     ]
     same = [  # rewritten at most, with the same content: the logs hold no new step or epoch
@@ -76,7 +85,7 @@ def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
     ]
     before = {path: fingerprint(path) for path in untouched}
     content = {path: fingerprint(path)[0] for path in same}
-    assert main(["-q", "demo", "--out", str(tmp_path / "demo"), *TINY]) == 0
+    assert main(["-q", "demo", "--out", str(tmp_path / "demo"), "--baseline", *TINY]) == 0
     out = capsys.readouterr().out
     assert {path: fingerprint(path) for path in untouched} == before
     assert {path: fingerprint(path)[0] for path in same} == content
@@ -86,6 +95,11 @@ def test_demo_runs_every_stage_and_a_rerun_retrains_nothing(tmp_path, capsys):
         f"frames: {frame['frames']}"
     ) in out.splitlines()
     assert result["metrics"]["comparison"]["text"] in out  # the first run's comparison
+    gain = frame["macro_f1"] - supervised["macro_f1"]
+    assert (
+        f"the same stage 1 supervised only (no unlabelled faces): validation macro F1 "
+        f"{supervised['macro_f1']:.4f} (semi-supervised {gain:+.4f}"
+    ) in out
 
     scene = next((tmp_path / "demo" / "data" / "scenes").glob("*.mp4"))
     code = main(

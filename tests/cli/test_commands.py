@@ -548,7 +548,16 @@ def test_demo_prints_the_figures_of_the_runs_it_writes(tmp_path, capsys):
         (run_dir / "stage2" / "eval" / "validation" / "comparison.json").read_text()
     )
     lines = out.splitlines()
-    assert lines[:2] == ["stage 1 frame model:", metric_line(stage1)]
+    assert lines[:2] == [
+        "stage 1 frame model (semi-supervised, FlexMatch's per-class thresholds without their "
+        "warm-up + DebiasPL (lambda 0.5); 5 labelled frames per class, the other train frames "
+        "unlabelled):",
+        metric_line(stage1),
+    ]
+    assert not (run_dir / "stage1_supervised").exists()  # the baseline only with --baseline
+    assert lines[2 + len(stage1["per_class_f1"])].startswith(
+        "(supervised only on the same labelled frames: fervid demo --baseline"
+    )
     printed = [line for line in lines if line.startswith(tuple(comparison["table"]))]
     assert [line.split()[-9] for line in printed] == [
         f"{row['macro_f1']:.4f}" for row in comparison["table"].values()

@@ -20,19 +20,32 @@ VARIANTS: dict[str, list[str]] = {
     "recipe": [],
     "supervised": ["ssl.enabled=false"],
     "ssl_fixed": ["ssl.enabled=true", "ssl.threshold=fixed", "ssl.debias_lambda=0"],
-    "ssl_flex": ["ssl.enabled=true", "ssl.threshold=flex", "ssl.debias_lambda=0"],
-    "ssl_flex_debias": ["ssl.enabled=true", "ssl.threshold=flex", "ssl.debias_lambda=0.5"],
+    # FlexMatch as published, warm-up included, whatever the recipe says
+    "ssl_flex": [
+        "ssl.enabled=true",
+        "ssl.threshold=flex",
+        "ssl.flex_warmup=true",
+        "ssl.debias_lambda=0",
+    ],
+    "ssl_flex_debias": [
+        "ssl.enabled=true",
+        "ssl.threshold=flex",
+        "ssl.flex_warmup=true",
+        "ssl.debias_lambda=0.5",
+    ],
     "ssl_free_debias": ["ssl.enabled=true", "ssl.threshold=free", "ssl.debias_lambda=0.5"],
     # FlexMatch's warm-up counting only the samples drawn so far (fervid/stage1/thresholds.py)
     "ssl_flex_drawn": [
         "ssl.enabled=true",
         "ssl.threshold=flex",
+        "ssl.flex_warmup=true",
         "ssl.flex_unused=drawn",
         "ssl.debias_lambda=0",
     ],
     "ssl_flex_debias_drawn": [
         "ssl.enabled=true",
         "ssl.threshold=flex",
+        "ssl.flex_warmup=true",
         "ssl.flex_unused=drawn",
         "ssl.debias_lambda=0.5",
     ],

@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", default="fervid-demo", help="folder for data and run (default: fervid-demo)"
     )
+    demo.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also train stage 1 supervised-only on the same labelled frames and print it beside "
+        "the semi-supervised one (adds about 2 minutes on a 2-core CPU)",
+    )
     add_overrides(demo)
 
     data = commands.add_parser("data", help="dataset tools: synth, check, crop")
