@@ -96,7 +96,12 @@ CLASSES = 8
 NET_NAME = "fervid_mobilenetv2_100"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-USB_METHODS = {"usb_fixmatch": "fixmatch", "usb_flexmatch": "flexmatch"}
+USB_METHODS = {
+    "usb_fixmatch": "fixmatch",
+    "usb_flexmatch": "flexmatch",
+    "usb_flexmatch_no_warmup": "flexmatch",  # FlexMatch's thresh_warmup=False
+}
+USB_OPTIONS = {"usb_flexmatch_no_warmup": ["--no-thresh-warmup"]}
 FERVID_PREFIX = "fervid_"
 DEFAULT_METHODS = "usb_fixmatch,usb_flexmatch,fervid_ssl_fixed,fervid_ssl_flex"
 
@@ -339,6 +344,7 @@ def run_usb(args, python: Path, method: str, draw: int, npz: Path, out: Path) ->
             )
         ],
     ]
+    command += USB_OPTIONS.get(method, [])
     if args.smoke:
         command.append("--val-limit=200")
     row = {"draw": draw, "method": method, "seed": args.seed, "log": str(log)}
@@ -611,7 +617,10 @@ def worker_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="usb_compare.py _worker")
     parser.add_argument("--check", action="store_true", help="import semilearn and exit")
     parser.add_argument("--npz")
-    parser.add_argument("--algorithm", choices=sorted(USB_METHODS.values()))
+    parser.add_argument("--algorithm", choices=sorted(set(USB_METHODS.values())))
+    parser.add_argument(
+        "--no-thresh-warmup", action="store_true", help="FlexMatch without its warm-up"
+    )
     parser.add_argument("--json")
     parser.add_argument("--work")
     parser.add_argument("--seed", type=int, default=0)
@@ -703,7 +712,7 @@ def worker(argv: list[str]) -> int:
         "hard_label": True,
         "T": 0.5,
         "p_cutoff": args.tau,
-        "thresh_warmup": True,
+        "thresh_warmup": not args.no_thresh_warmup,
         "amp": False,
         "gpu": 0,
         "world_size": 1,
