@@ -348,10 +348,10 @@ def run_usb(args, python: Path, method: str, draw: int, npz: Path, out: Path) ->
     if args.smoke:
         command.append("--val-limit=200")
     row = {"draw": draw, "method": method, "seed": args.seed, "log": str(log)}
-    budget = command[command.index("--work") + 2 :]
-    if result.exists() and json.loads(result.read_text()).get("command") == budget:
+    finished = json.loads(result.read_text()) if result.exists() else {}
+    if finished.get("command") == settings(command):
         print(f"{method}: reusing {result} (same settings)", flush=True)
-        row.update(json.loads(result.read_text()))
+        row.update(finished)
         return row
     started = time.perf_counter()
     status = run_logged(command, log)
@@ -362,6 +362,11 @@ def run_usb(args, python: Path, method: str, draw: int, npz: Path, out: Path) ->
         return row
     row.update(json.loads(result.read_text()))
     return row
+
+
+def settings(command: list[str]) -> list[str]:
+    """A worker command's settings: what follows ``--work DIR`` (budget, method options)."""
+    return command[command.index("--work") + 2 :] if "--work" in command else []
 
 
 def fervid_overrides(args: argparse.Namespace) -> list[str]:
@@ -651,8 +656,6 @@ def fervid_lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> fl
 
 def worker(argv: list[str]) -> int:
     args = worker_args(argv)
-    # the settings after --work, kept in the result so that the driver reuses it only for the same
-    command_settings = argv[argv.index("--work") + 2 :] if "--work" in argv else []
     started = time.perf_counter()
     semilearn, stubbed = import_semilearn()
     if args.check:
@@ -828,7 +831,7 @@ def worker(argv: list[str]) -> int:
         ssl["thresholds"] = (args.tau * beta / (2 - beta)).tolist()
         ssl["unused"] = int((masking.selected_label == -1).sum())
     result["ssl"] = ssl
-    result["command"] = command_settings
+    result["command"] = settings(argv)  # the driver reuses this result only for the same
     result["fit_seconds"] = round(fit_seconds, 1)
     result["seconds"] = round(time.perf_counter() - started, 1)
     for checkpoint in Path(args.work).rglob("*.pth"):
