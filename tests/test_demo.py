@@ -144,3 +144,38 @@ def test_a_temporal_encoder_on_logits_carries_the_frame_head_into_predict(tmp_pa
     table = pd.read_parquet(tmp_path / "p" / f"{scene.stem}.parquet")
     probabilities = table[PROB_COLUMNS].to_numpy()
     assert len(table) > 0 and np.allclose(probabilities[~np.isnan(probabilities).any(1)].sum(1), 1)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            ["ssl.enabled=false", "data.labels_per_class=0"],
+            "supervised only, every train frame labelled",
+        ),
+        (
+            ["ssl.enabled=false", "data.labels_per_class=0", "data.labelled_fraction=0.1"],
+            "supervised only, 0.1 of the train videos labelled, the rest unlabelled",
+        ),
+        (
+            ["ssl.threshold=fixed", "ssl.debias_lambda=0"],
+            "semi-supervised, a fixed threshold 0.9 (FixMatch); "
+            "40 labelled frames per class, the other train frames unlabelled",
+        ),
+        (
+            ["ssl.flex_warmup=true"],
+            "semi-supervised, FlexMatch's per-class thresholds + DebiasPL (lambda 0.5); "
+            "40 labelled frames per class, the other train frames unlabelled",
+        ),
+        (
+            ["ssl.threshold=free", "ssl.unlabelled=[split:validation]"],
+            "semi-supervised, FreeMatch's self-adaptive thresholds + DebiasPL (lambda 0.5); "
+            "40 labelled frames per class, the other train frames unlabelled; "
+            "the validation frames in the pool (transductive)",
+        ),
+    ],
+)
+def test_stage1_summary_names_labels_variant_and_transductive_pool(overrides, expected):
+    from fervid.api.training import stage1_summary
+
+    assert stage1_summary(load_config("demo", overrides)) == expected

@@ -103,7 +103,13 @@ def stage1_summary(config: Config) -> str:
         "free": "FreeMatch's self-adaptive thresholds",
     }[ssl.threshold]
     debias = f" + DebiasPL (lambda {ssl.debias_lambda:g})" if ssl.debias_lambda else ""
-    return f"semi-supervised, {thresholds}{debias}; {labels}"
+    scored = [s for s in ssl.unlabelled if s in ("split:validation", "split:test")]
+    transductive = (
+        f"; the {' and '.join(s.split(':')[1] for s in scored)} frames in the pool (transductive)"
+        if scored
+        else ""
+    )
+    return f"semi-supervised, {thresholds}{debias}; {labels}{transductive}"
 
 
 def ablate(
