@@ -11,6 +11,7 @@ from pathlib import Path
 from fervid.api.data import synth
 from fervid.api.model_files import export
 from fervid.config import Config, load_config
+from fervid.data import SPLIT_SOURCE
 from fervid.stage2.two_stage import (
     extract_split,
     train_stage,
@@ -103,11 +104,12 @@ def stage1_summary(config: Config) -> str:
         "free": "FreeMatch's self-adaptive thresholds",
     }[ssl.threshold]
     debias = f" + DebiasPL (lambda {ssl.debias_lambda:g})" if ssl.debias_lambda else ""
-    scored = [s for s in ssl.unlabelled if s in ("split:validation", "split:test")]
+    pool_splits = [
+        s.removeprefix(SPLIT_SOURCE) for s in ssl.unlabelled if s.startswith(SPLIT_SOURCE)
+    ]
+    scored = [name for name in pool_splits if name != "train"]
     transductive = (
-        f"; the {' and '.join(s.split(':')[1] for s in scored)} frames in the pool (transductive)"
-        if scored
-        else ""
+        f"; the {' and '.join(scored)} frames in the pool (transductive)" if scored else ""
     )
     return f"semi-supervised, {thresholds}{debias}; {labels}{transductive}"
 
